@@ -1,0 +1,64 @@
+//! Watchlists and reading notifications.
+//!
+//! A watch is stored twice, under the auction (to fan notifications out) and under the user
+//! (for "my watchlist"); both keys change in the same command so they never disagree.
+
+use crate::error::Rejection;
+use crate::ids::{parse_minted_uuid, AuctionId, MintedKind, NotificationId, UserId};
+use crate::keys;
+use crate::kv::KvStore;
+use crate::machine::{Ctx, OpResult};
+use crate::model::{Notification, Watch};
+use crate::outcome::Outcome;
+
+/// Watching twice keeps the first watch.
+pub(crate) fn watch<S: KvStore>(
+    ctx: &mut Ctx<'_, S>,
+    auction_id: AuctionId,
+    user: UserId,
+) -> OpResult {
+    super::load(ctx, auction_id)?;
+    if let Some(existing) = ctx.load::<Watch>(&keys::user_watch(user, auction_id))? {
+        return Ok(Outcome::Watch(existing));
+    }
+    let watch = Watch {
+        auction_id,
+        user_id: user,
+        created_at: ctx.now,
+    };
+    ctx.save(&keys::user_watch(user, auction_id), &watch)?;
+    ctx.kv.put(&keys::auction_watcher(auction_id, user), &[])?;
+    Ok(Outcome::Watch(watch))
+}
+
+/// Unwatching an auction that is not watched succeeds and changes nothing.
+pub(crate) fn unwatch<S: KvStore>(
+    ctx: &mut Ctx<'_, S>,
+    auction_id: AuctionId,
+    user: UserId,
+) -> OpResult {
+    ctx.kv.delete(&keys::user_watch(user, auction_id))?;
+    ctx.kv.delete(&keys::auction_watcher(auction_id, user))?;
+    Ok(Outcome::Unwatched { auction_id })
+}
+
+/// Marks one of the user's notifications read; reading it again keeps the first time.
+pub(crate) fn mark_read<S: KvStore>(
+    ctx: &mut Ctx<'_, S>,
+    user: UserId,
+    id: NotificationId,
+) -> OpResult {
+    let not_found = || Rejection::NotificationNotFound;
+    let (group, sequence) =
+        parse_minted_uuid(id.0, MintedKind::Notification).ok_or_else(not_found)?;
+    if group != ctx.group {
+        return Err(not_found().into());
+    }
+    let key = keys::notification(user, sequence);
+    let mut notification: Notification = ctx.load(&key)?.ok_or_else(not_found)?;
+    if notification.read_at.is_none() {
+        notification.read_at = Some(ctx.now);
+        ctx.save(&key, &notification)?;
+    }
+    Ok(Outcome::Notification(notification))
+}

@@ -1,0 +1,341 @@
+//! Apply: the one entry point from the Raft layer into the rules.
+//!
+//! [`StateMachine::apply`] computes the effective time, de-duplicates client writes, runs the
+//! operation on a write buffer and keeps the buffer only if the operation succeeded, so a
+//! rejected command changes nothing but the clock and its own de-duplication record. The result
+//! is the same on every replica for the same state and command; only a storage failure escapes,
+//! and the caller must then stop the group instead of treating the command as applied.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::command::{Command, Op, META_GROUP};
+use crate::error::{Error, Rejection};
+use crate::ids::{
+    mint_uuid, AuctionId, GroupId, MintedKind, NotificationId, RequestId, TimestampMs, UserId,
+};
+use crate::kv::{KvRead, KvStore, Overlay, StoreError};
+use crate::model::{AuditEntry, DedupRecord, MachineMeta, Notification, NotificationKind};
+use crate::outcome::{Applied, Event, Outcome};
+use crate::{auction, codec, keys, meta, tick};
+
+/// How long a client idempotency key is remembered (DESIGN.md: at least 24 hours).
+pub const IDEMPOTENCY_KEY_RETENTION_MS: i64 = 25 * 60 * 60 * 1_000;
+/// How long a request id is remembered when the client sent no key: longer than any internal
+/// retry of a proposal (forwarding retries give up within seconds).
+pub const REQUEST_DEDUP_RETENTION_MS: i64 = 15 * 60 * 1_000;
+/// Expired de-duplication records each client write purges, so purging keeps pace with writes.
+pub const PURGE_PER_WRITE_MAX: usize = 2;
+
+/// The state machine of one group. It holds no state of its own: everything is in the store.
+#[derive(Clone, Copy, Debug)]
+pub struct StateMachine {
+    group: GroupId,
+}
+
+/// Everything an operation may touch while it runs.
+pub(crate) struct Ctx<'a, S> {
+    pub kv: &'a mut S,
+    pub group: GroupId,
+    pub now: TimestampMs,
+    pub request_id: RequestId,
+    pub meta: MachineMeta,
+    pub events: Vec<Event>,
+}
+
+pub(crate) type OpResult = Result<Outcome, Error>;
+
+impl StateMachine {
+    pub fn new(group: GroupId) -> StateMachine {
+        StateMachine { group }
+    }
+
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    pub fn is_meta(&self) -> bool {
+        self.group == META_GROUP
+    }
+
+    /// Applies one command.
+    pub fn apply<S: KvStore>(&self, kv: &mut S, command: &Command) -> Result<Applied, StoreError> {
+        let mut meta: MachineMeta = load(&*kv, keys::MACHINE_META)?.unwrap_or_default();
+        let now = command.ts_ms.max(meta.last_applied_ts);
+        meta.last_applied_ts = now;
+        let applied = |result, replayed, events| Applied {
+            result,
+            replayed,
+            effective_ts: now,
+            events,
+        };
+
+        if !command.op.fits_group(self.group) {
+            save(kv, keys::MACHINE_META, &meta)?;
+            return Ok(applied(Err(Rejection::WrongGroup), false, Vec::new()));
+        }
+        let dedup = command.op.is_client_write().then(|| DedupKey::of(command));
+        if let Some(dedup) = &dedup {
+            if let Some(replay) = dedup.lookup(&*kv, &command.op)? {
+                save(kv, keys::MACHINE_META, &meta)?;
+                return Ok(applied(replay, true, Vec::new()));
+            }
+        }
+
+        let (result, events) = self.run(kv, command, &mut meta, now)?;
+        if let Some(dedup) = &dedup {
+            dedup.record(kv, &command.op, &result, now)?;
+            tick::purge_expired_dedup(kv, now, PURGE_PER_WRITE_MAX)?;
+        }
+        save(kv, keys::MACHINE_META, &meta)?;
+        Ok(applied(result, false, events))
+    }
+
+    /// Runs the operation on a buffer; keeps its writes and events only on success.
+    fn run<S: KvStore>(
+        &self,
+        kv: &mut S,
+        command: &Command,
+        meta: &mut MachineMeta,
+        now: TimestampMs,
+    ) -> Result<(Result<Outcome, Rejection>, Vec<Event>), StoreError> {
+        let mut overlay = Overlay::new(&*kv);
+        let mut ctx = Ctx {
+            kv: &mut overlay,
+            group: self.group,
+            now,
+            request_id: command.request_id,
+            meta: *meta,
+            events: Vec::new(),
+        };
+        let result = dispatch(&mut ctx, &command.op);
+        let (new_meta, events) = (ctx.meta, ctx.events);
+        match result {
+            Ok(outcome) => {
+                let writes = overlay.into_writes();
+                for (key, write) in writes {
+                    match write {
+                        Some(value) => kv.put(&key, &value)?,
+                        None => kv.delete(&key)?,
+                    }
+                }
+                *meta = MachineMeta {
+                    last_applied_ts: now,
+                    ..new_meta
+                };
+                Ok((Ok(outcome), events))
+            }
+            Err(Error::Rejected(rejection)) => Ok((Err(rejection), Vec::new())),
+            Err(Error::Store(error)) => Err(error),
+        }
+    }
+}
+
+fn dispatch<S: KvStore>(ctx: &mut Ctx<'_, S>, op: &Op) -> OpResult {
+    match op {
+        Op::CreateAuction(new) => auction::lifecycle::create(ctx, new),
+        Op::UpdateAuction {
+            auction_id,
+            actor,
+            changes,
+        } => auction::lifecycle::update(ctx, *auction_id, *actor, changes),
+        Op::CancelAuction { auction_id, actor } => {
+            auction::lifecycle::cancel(ctx, *auction_id, *actor)
+        }
+        Op::PlaceBid {
+            auction_id,
+            bidder,
+            amount,
+        } => auction::bid::place(
+            ctx,
+            *auction_id,
+            *bidder,
+            crate::pricing::BidKind::Manual,
+            amount,
+        ),
+        Op::PlaceProxyBid {
+            auction_id,
+            bidder,
+            max_amount,
+        } => auction::bid::place(
+            ctx,
+            *auction_id,
+            *bidder,
+            crate::pricing::BidKind::Proxy,
+            max_amount,
+        ),
+        Op::BuyNow { auction_id, buyer } => auction::bid::buy_now(ctx, *auction_id, *buyer),
+        Op::Watch { auction_id, user } => auction::watch::watch(ctx, *auction_id, *user),
+        Op::Unwatch { auction_id, user } => auction::watch::unwatch(ctx, *auction_id, *user),
+        Op::MarkNotificationRead {
+            user,
+            notification_id,
+        } => auction::watch::mark_read(ctx, *user, *notification_id),
+        Op::AdminCancelAuction {
+            auction_id,
+            admin,
+            reason,
+        } => auction::admin::cancel(ctx, *auction_id, *admin, reason),
+        Op::AdminExtendAuction {
+            auction_id,
+            admin,
+            end_time,
+        } => auction::admin::extend(ctx, *auction_id, *admin, *end_time),
+        Op::SyncBan { user, banned } => auction::admin::sync_ban(ctx, *user, *banned),
+        Op::RegisterUser(new) => meta::register(ctx, new),
+        Op::CreateSession {
+            token_hash,
+            user_id,
+            expires_at,
+        } => meta::create_session(ctx, token_hash, *user_id, *expires_at),
+        Op::DeleteSession { token_hash } => meta::delete_session(ctx, token_hash),
+        Op::SetRole {
+            user_id,
+            role,
+            actor,
+        } => meta::set_role(ctx, *user_id, *role, *actor),
+        Op::BanUser {
+            user_id,
+            banned,
+            reason,
+            admin,
+        } => meta::ban(ctx, *user_id, *banned, reason.as_deref(), *admin),
+        Op::Tick => tick::tick(ctx),
+    }
+}
+
+/// The identity a write is de-duplicated under.
+struct DedupKey {
+    bytes: Vec<u8>,
+    retention_ms: i64,
+}
+
+impl DedupKey {
+    fn of(command: &Command) -> DedupKey {
+        match &command.idempotency_key {
+            Some(key) => {
+                let actor = command.op.actor().map(|user| user.0).unwrap_or_default();
+                let mut bytes = vec![1u8];
+                bytes.extend_from_slice(actor.as_bytes());
+                bytes.extend_from_slice(key.as_bytes());
+                DedupKey {
+                    bytes,
+                    retention_ms: IDEMPOTENCY_KEY_RETENTION_MS,
+                }
+            }
+            None => {
+                let mut bytes = vec![2u8];
+                bytes.extend_from_slice(command.request_id.as_bytes());
+                DedupKey {
+                    bytes,
+                    retention_ms: REQUEST_DEDUP_RETENTION_MS,
+                }
+            }
+        }
+    }
+
+    /// The recorded result of an earlier identical request, or a refusal if the key was used
+    /// for a different request; `None` if this is the first time.
+    fn lookup<R: KvRead>(
+        &self,
+        kv: &R,
+        op: &Op,
+    ) -> Result<Option<Result<Outcome, Rejection>>, StoreError> {
+        let Some(record) = load::<DedupRecord>(kv, &keys::dedup(&self.bytes))? else {
+            return Ok(None);
+        };
+        if record.fingerprint != op.fingerprint() {
+            return Ok(Some(Err(Rejection::IdempotencyKeyReused)));
+        }
+        Ok(Some(record.result))
+    }
+
+    fn record<S: KvStore>(
+        &self,
+        kv: &mut S,
+        op: &Op,
+        result: &Result<Outcome, Rejection>,
+        now: TimestampMs,
+    ) -> Result<(), StoreError> {
+        let expires_at = now.saturating_add(self.retention_ms);
+        let record = DedupRecord {
+            fingerprint: op.fingerprint(),
+            result: result.clone(),
+            created_at: now,
+            expires_at,
+        };
+        save(kv, &keys::dedup(&self.bytes), &record)?;
+        kv.put(&keys::dedup_expiry(expires_at, &self.bytes), &[])
+    }
+}
+
+pub(crate) fn load<T: DeserializeOwned>(
+    kv: &impl KvRead,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    kv.get(key)?.map(|bytes| codec::decode(&bytes)).transpose()
+}
+
+pub(crate) fn save<T: Serialize>(
+    kv: &mut impl KvStore,
+    key: &[u8],
+    value: &T,
+) -> Result<(), StoreError> {
+    kv.put(key, &codec::encode(value))
+}
+
+impl<S: KvStore> Ctx<'_, S> {
+    pub fn load<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        load(&*self.kv, key)
+    }
+
+    pub fn save<T: Serialize>(&mut self, key: &[u8], value: &T) -> Result<(), StoreError> {
+        save(self.kv, key, value)
+    }
+
+    /// Stores a notification for `user` and emits it to live subscribers.
+    pub fn notify(
+        &mut self,
+        user: UserId,
+        kind: NotificationKind,
+        auction_id: AuctionId,
+        message: String,
+    ) -> Result<(), StoreError> {
+        self.meta.notification_sequence += 1;
+        let sequence = self.meta.notification_sequence;
+        let id = NotificationId(mint_uuid(self.group, MintedKind::Notification, sequence));
+        let notification = Notification {
+            id,
+            user_id: user,
+            kind,
+            auction_id,
+            message,
+            created_at: self.now,
+            read_at: None,
+        };
+        self.save(&keys::notification(user, sequence), &notification)?;
+        self.events.push(Event::Notification(notification));
+        Ok(())
+    }
+
+    /// Appends an entry to this group's audit log.
+    pub fn audit(
+        &mut self,
+        actor: UserId,
+        action: &str,
+        target: String,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        self.meta.audit_sequence += 1;
+        let sequence = self.meta.audit_sequence;
+        let entry = AuditEntry {
+            id: mint_uuid(self.group, MintedKind::Audit, sequence),
+            actor_id: actor,
+            action: action.to_owned(),
+            target,
+            detail,
+            created_at: self.now,
+        };
+        self.save(&keys::audit(sequence), &entry)
+    }
+}

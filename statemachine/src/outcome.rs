@@ -1,0 +1,85 @@
+//! What applying a command produced: the outcome the client gets back (recorded for idempotent
+//! retries) and the events every replica emits for live streams.
+//!
+//! Events are not stored: each node publishes the events of its own applies to its local
+//! subscribers, which is why a stream on any node sees bids taken by any other node.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Rejection;
+use crate::ids::{AuctionId, RequestId, TimestampMs, UserId};
+use crate::model::{Auction, BidStep, Notification, Session, Status, User, Watch};
+use crate::money::Money;
+
+/// The answer to a bid, a proxy bid or a purchase.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidOutcome {
+    pub bid_id: RequestId,
+    pub auction_id: AuctionId,
+    pub bidder_id: UserId,
+    /// Whether the bidder is the high bidder after this bid.
+    pub winning: bool,
+    /// The amount or maximum the bidder sent.
+    pub amount: Money,
+    pub current_price: Money,
+    pub high_bidder_id: UserId,
+    pub end_time: TimestampMs,
+    pub bid_count: u32,
+    /// The history entries this bid recorded, oldest first.
+    pub steps: Vec<BidStep>,
+}
+
+/// A successful command's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Created, updated, cancelled, extended or bought: the auction as it now is.
+    Auction(Box<Auction>),
+    Bid(BidOutcome),
+    Watch(Watch),
+    Unwatched {
+        auction_id: AuctionId,
+    },
+    Notification(Notification),
+    User(Box<User>),
+    Session(Session),
+    /// Nothing to report (a logout, a ban copied into a shard).
+    Done,
+    Ticked {
+        closed: u32,
+        purged: u32,
+    },
+}
+
+/// The result of applying one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub result: Result<Outcome, Rejection>,
+    /// True when this is the recorded result of an earlier identical request.
+    pub replayed: bool,
+    /// `max(command ts, last applied ts)`: the time the command took effect.
+    pub effective_ts: TimestampMs,
+    pub events: Vec<Event>,
+}
+
+/// Something subscribers may want to hear about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    BidPlaced {
+        auction_id: AuctionId,
+        bid: BidOutcome,
+        ts: TimestampMs,
+    },
+    AuctionExtended {
+        auction_id: AuctionId,
+        end_time: TimestampMs,
+        ts: TimestampMs,
+    },
+    AuctionEnded {
+        auction_id: AuctionId,
+        status: Status,
+        winner_id: Option<UserId>,
+        final_price: Option<Money>,
+        ts: TimestampMs,
+    },
+    Notification(Notification),
+}
