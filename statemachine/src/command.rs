@@ -7,6 +7,8 @@
 //! applied twice. Amounts arrive as the client's text so that the rejection order of DESIGN.md
 //! (a malformed amount is reported only after the auction and bidder checks) holds exactly.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
@@ -205,6 +207,30 @@ impl Op {
         }
     }
 
+    /// A short stable name, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::CreateAuction(_) => "create_auction",
+            Op::UpdateAuction { .. } => "update_auction",
+            Op::CancelAuction { .. } => "cancel_auction",
+            Op::PlaceBid { .. } => "place_bid",
+            Op::PlaceProxyBid { .. } => "place_proxy_bid",
+            Op::BuyNow { .. } => "buy_now",
+            Op::Watch { .. } => "watch",
+            Op::Unwatch { .. } => "unwatch",
+            Op::MarkNotificationRead { .. } => "mark_notification_read",
+            Op::AdminCancelAuction { .. } => "admin_cancel_auction",
+            Op::AdminExtendAuction { .. } => "admin_extend_auction",
+            Op::SyncBan { .. } => "sync_ban",
+            Op::RegisterUser(_) => "register_user",
+            Op::CreateSession { .. } => "create_session",
+            Op::DeleteSession { .. } => "delete_session",
+            Op::SetRole { .. } => "set_role",
+            Op::BanUser { .. } => "ban_user",
+            Op::Tick => "tick",
+        }
+    }
+
     /// Whether the operation is de-duplicated by request id / idempotency key.
     pub fn is_client_write(&self) -> bool {
         !matches!(self, Op::Tick)
@@ -232,6 +258,18 @@ impl Op {
             _ => {}
         }
         fnv1a_64(&codec::encode(&canonical))
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} request={} ts={}",
+            self.op.name(),
+            self.request_id,
+            self.ts_ms
+        )
     }
 }
 
