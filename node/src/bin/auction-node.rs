@@ -1,0 +1,73 @@
+//! `auction-node run …` runs one cluster node; `auction-node local-cluster` runs a 3-node
+//! cluster on loopback. Logs go to stderr (`RUST_LOG` filters them).
+
+use anyhow::Context;
+use auction_node::config::NodeArgs;
+use auction_node::local_cluster::{self, LocalClusterArgs};
+use auction_node::runtime::RunningNode;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "auction-node",
+    version,
+    about = "A node of the Raft-replicated auction cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node.
+    Run(NodeArgs),
+    /// Run a cluster of nodes on loopback (child processes) until Ctrl-C.
+    LocalCluster(LocalClusterArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run(args) => run(args).await,
+        Command::LocalCluster(args) => local_cluster::run(args).await,
+    }
+}
+
+async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let node = RunningNode::start(&args)
+        .await
+        .with_context(|| format!("starting node {}", args.id))?;
+    tracing::info!(id = args.id, http = %node.http_addr, grpc = %node.grpc_addr, "node started");
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    node.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,124 @@
+//! A node's command line and environment: who it is, where it listens, where its data lives,
+//! who its peers are, and whether it bootstraps the cluster.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use auction_raft::host::HostConfig;
+use clap::Args;
+
+/// One node.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// This node's id, unique in the cluster (> 0).
+    #[arg(long, env = "AUCTION_NODE_ID")]
+    pub id: u64,
+    /// Address of the HTTP server (operations endpoints; the API later).
+    #[arg(long, env = "AUCTION_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Address the node-to-node gRPC server binds.
+    #[arg(long, env = "AUCTION_GRPC_ADDR", default_value = "127.0.0.1:7000")]
+    pub grpc_addr: SocketAddr,
+    /// The gRPC address peers use to reach this node, if not `--grpc-addr` (e.g. a DNS name).
+    #[arg(long, env = "AUCTION_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Directory of this node's RocksDB and snapshots.
+    #[arg(long, env = "AUCTION_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The other initial members, as `ID=HOST:PORT` (repeat, or comma-separate).
+    #[arg(long = "peer", env = "AUCTION_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Bootstrap the cluster: this node and its peers become the voters of every group. Only
+    /// on the first start of one node; ignored when the groups are already initialised.
+    #[arg(long, env = "AUCTION_INIT")]
+    pub init: bool,
+    /// Auction shards (Raft groups 1..=S besides the meta group). Fixed at cluster init.
+    #[arg(long, env = "AUCTION_SHARDS", default_value_t = 8)]
+    pub shards: u32,
+}
+
+impl NodeArgs {
+    /// The advertised node-to-node address.
+    pub fn rpc_addr(&self) -> String {
+        self.advertise_addr
+            .clone()
+            .unwrap_or_else(|| self.grpc_addr.to_string())
+    }
+
+    /// `ID=HOST:PORT` pairs of the peers.
+    pub fn peer_map(&self) -> anyhow::Result<BTreeMap<u64, String>> {
+        let mut peers = BTreeMap::new();
+        for peer in &self.peers {
+            let (id, addr) = peer
+                .split_once('=')
+                .with_context(|| format!("peer {peer:?} is not ID=HOST:PORT"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .with_context(|| format!("peer id in {peer:?} is not a number"))?;
+            if id == self.id {
+                bail!("peer {peer:?} has this node's own id");
+            }
+            if peers.insert(id, addr.trim().to_owned()).is_some() {
+                bail!("peer id {id} is given twice");
+            }
+        }
+        Ok(peers)
+    }
+
+    pub fn host_config(&self) -> anyhow::Result<HostConfig> {
+        if self.id == 0 {
+            bail!("--id must be greater than 0");
+        }
+        if self.shards == 0 || self.shards > 1_024 {
+            bail!("--shards must be between 1 and 1024");
+        }
+        let mut config = HostConfig::new(self.id, self.rpc_addr());
+        config.shard_count = self.shards;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    fn parse(args: &[&str]) -> NodeArgs {
+        Cli::parse_from([&["auction-node"], args].concat()).node
+    }
+
+    #[test]
+    fn peers_parse_and_bad_peers_are_refused() {
+        let node = parse(&["--id", "1", "--peer", "2=127.0.0.1:7002,3=127.0.0.1:7003"]);
+        let peers = node.peer_map().expect("valid peers");
+        assert_eq!(peers.get(&3).map(String::as_str), Some("127.0.0.1:7003"));
+        assert!(
+            parse(&["--id", "1", "--peer", "1=127.0.0.1:7001"])
+                .peer_map()
+                .is_err(),
+            "own id"
+        );
+        assert!(
+            parse(&["--id", "1", "--peer", "x=127.0.0.1:7001"])
+                .peer_map()
+                .is_err(),
+            "bad id"
+        );
+        assert!(
+            parse(&["--id", "1", "--peer", "127.0.0.1:7001"])
+                .peer_map()
+                .is_err(),
+            "no id"
+        );
+        assert!(parse(&["--id", "0"]).host_config().is_err(), "id 0");
+    }
+}

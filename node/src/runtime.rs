@@ -1,0 +1,158 @@
+//! A running node: RocksDB storage, every Raft group, the node-to-node gRPC server and the
+//! operations HTTP server, and a graceful stop (servers first, then the groups, then the
+//! storage, so the log's last sync completes before the database closes).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use auction_raft::host::{RaftHost, RocksStorage, SystemClock};
+use auction_raft::network::tcp_channel_factory;
+use openraft::BasicNode;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+
+use crate::config::NodeArgs;
+use crate::ops;
+
+/// How long a stop waits for in-flight work to release the storage before giving up.
+const STORAGE_RELEASE_WAIT_MS_MAX: u64 = 10_000;
+
+struct Server {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+pub struct RunningNode {
+    host: Arc<RaftHost<RocksStorage>>,
+    grpc: Server,
+    http: Server,
+    pub http_addr: std::net::SocketAddr,
+    pub grpc_addr: std::net::SocketAddr,
+}
+
+impl RunningNode {
+    pub async fn start(args: &NodeArgs) -> anyhow::Result<RunningNode> {
+        let config = args.host_config()?;
+        let peers = args.peer_map()?;
+        let storage =
+            Arc::new(RocksStorage::open(&args.data_dir).context("opening the data directory")?);
+        let factory = tcp_channel_factory(&config.network);
+        let host =
+            Arc::new(RaftHost::start(config, storage, factory, Arc::new(SystemClock)).await?);
+
+        let grpc_listener = TcpListener::bind(args.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC {}", args.grpc_addr))?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let routes = host.grpc_services();
+        let grpc = spawn_server(move |stopped| async move {
+            tonic::transport::Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener), stopped)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+
+        let http_listener = TcpListener::bind(args.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP {}", args.http_addr))?;
+        let http_addr = http_listener.local_addr()?;
+        let app = ops::router(host.clone());
+        let http = spawn_server(move |stopped| async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+
+        let node = RunningNode {
+            host,
+            grpc,
+            http,
+            http_addr,
+            grpc_addr,
+        };
+        if args.init {
+            node.bootstrap(args, &peers).await?;
+        }
+        Ok(node)
+    }
+
+    pub fn host(&self) -> &Arc<RaftHost<RocksStorage>> {
+        &self.host
+    }
+
+    async fn bootstrap(
+        &self,
+        args: &NodeArgs,
+        peers: &BTreeMap<u64, String>,
+    ) -> anyhow::Result<()> {
+        let mut members: BTreeMap<u64, BasicNode> = peers
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+            .collect();
+        members.insert(args.id, BasicNode::new(args.rpc_addr()));
+        tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising every group");
+        self.host
+            .initialize(members)
+            .await
+            .context("initialising the cluster")
+    }
+
+    /// Stops serving, stops the groups, then closes the storage.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let RunningNode {
+            host, grpc, http, ..
+        } = self;
+        http.stop().await;
+        grpc.stop().await;
+        host.shutdown().await;
+        let storage = host.storage().clone();
+        drop(host);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(STORAGE_RELEASE_WAIT_MS_MAX);
+        while Arc::strong_count(&storage) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "the storage is still in use {STORAGE_RELEASE_WAIT_MS_MAX} ms after shutdown"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match Arc::try_unwrap(storage) {
+            Ok(storage) => tokio::task::spawn_blocking(move || storage.close())
+                .await?
+                .map_err(anyhow::Error::from),
+            Err(_) => bail!("the storage is still in use after shutdown"),
+        }
+    }
+}
+
+fn spawn_server<F, Fut>(serve: F) -> Server
+where
+    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    let stopped = Box::pin(async move {
+        let _ = stopped.await;
+    });
+    let future = serve(stopped);
+    let task = tokio::spawn(async move {
+        if let Err(error) = future.await {
+            tracing::error!(%error, "server stopped with an error");
+        }
+    });
+    Server { stop, task }
+}

@@ -1,0 +1,81 @@
+//! A node's configuration of its Raft groups, with named limits in logical units.
+
+use std::time::Duration;
+
+use crate::network::NetworkConfig;
+
+/// How this node runs its groups.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub node_id: u64,
+    /// This node's node-to-node gRPC address (`host:port`), as peers reach it.
+    pub rpc_addr: String,
+    /// Auction shards; groups are 0 (meta) and 1..=`shard_count`. Fixed at cluster init.
+    pub shard_count: u32,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// A snapshot is built after this many applied entries since the last one.
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind a snapshot, for followers that are a little behind.
+    pub log_entries_kept_after_snapshot: u64,
+    /// How often a leader checks for due auctions.
+    pub tick_interval_ms: u64,
+    /// A leader proposes housekeeping (purging expired records) at least this often.
+    pub housekeeping_interval_ms: u64,
+    /// The longest a write or read waits for an answer, forwarding and leader changes included.
+    pub request_timeout_ms: u64,
+    /// The longest a request waits for a group to have a known leader before it is refused.
+    pub leader_wait_ms: u64,
+    /// Attempts of one request across leader changes (each re-routes to the current leader).
+    pub route_attempts_max: u32,
+    pub network: NetworkConfig,
+}
+
+impl HostConfig {
+    /// Defaults for a node; the id and address are the caller's.
+    pub fn new(node_id: u64, rpc_addr: impl Into<String>) -> Self {
+        HostConfig {
+            node_id,
+            rpc_addr: rpc_addr.into(),
+            shard_count: 8,
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 600,
+            election_timeout_max_ms: 1_200,
+            snapshot_every_entries: 20_000,
+            log_entries_kept_after_snapshot: 2_000,
+            tick_interval_ms: 100,
+            housekeeping_interval_ms: 10_000,
+            request_timeout_ms: 5_000,
+            leader_wait_ms: 2_000,
+            route_attempts_max: 5,
+            network: NetworkConfig::default(),
+        }
+    }
+
+    /// Every group id of the cluster: the meta group and the shards.
+    pub fn group_ids(&self) -> impl Iterator<Item = u64> {
+        0..=u64::from(self.shard_count)
+    }
+
+    pub fn openraft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
+        let config = openraft::Config {
+            cluster_name: "auction".to_owned(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
+            ..Default::default()
+        };
+        config.validate()
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn leader_wait(&self) -> Duration {
+        Duration::from_millis(self.leader_wait_ms)
+    }
+}

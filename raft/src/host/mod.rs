@@ -1,0 +1,277 @@
+//! A node's host of every Raft group: starting the groups on their storage, bootstrapping the
+//! cluster, proposing client writes with the leader's clock (forwarding them to the leader when
+//! it is elsewhere), linearizable and local reads, and the leader's duties.
+//!
+//! One [`RaftHost`] per node. Requests flow: API → [`RaftHost::propose`] → the group leader
+//! (here, or over the `ClientService` gRPC of [`service`]) → openraft → every replica's
+//! `GroupStateMachine`. A write is answered only after it is committed and applied; a request
+//! the cluster cannot serve is refused within `request_timeout_ms` with [`HostError`].
+//!
+//! Retrying is always safe: a write keeps its request id across every attempt and the state
+//! machine applies a request id (or a client's idempotency key) at most once.
+//!
+//! Not done yet: groups are fixed at start (every node hosts every group); a node removed from
+//! a group keeps its copy of the data.
+
+pub mod clock;
+pub mod config;
+mod duties;
+mod propose;
+mod read;
+pub mod service;
+pub mod storage;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use openraft::{BasicNode, Raft};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use auction_statemachine::{Op, RequestId};
+
+use crate::network::{ChannelFactory, GroupRegistry, GrpcRouter};
+use crate::state_machine::{AppliedEvent, Backend, GroupStateMachine, EVENT_CHANNEL_CAPACITY};
+use crate::types::AuctionRaft;
+use crate::GroupId;
+
+pub use clock::{Clock, SystemClock};
+pub use config::HostConfig;
+pub use storage::{NodeStorage, RocksStorage};
+
+/// The state machine type of a group on storage `S`.
+pub type GroupSm<S> = GroupStateMachine<<S as NodeStorage>::Backend>;
+/// The openraft handle of a group on storage `S`.
+pub type GroupRaft<S> = Raft<AuctionRaft, GroupSm<S>>;
+/// A local reader of a group's state on storage `S`.
+pub type GroupReader<S> = <<S as NodeStorage>::Backend as Backend>::Reader;
+
+/// A client write as the API hands it over; the leader turns it into a stamped `Command`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientWrite {
+    pub group: GroupId,
+    pub request_id: RequestId,
+    pub idempotency_key: Option<String>,
+    pub op: Op,
+}
+
+/// Why a request was not answered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HostError {
+    #[error("group {0} does not exist")]
+    UnknownGroup(GroupId),
+    /// No leader is known for the group; try again after `retry_after_ms`.
+    #[error("group {group} has no leader right now")]
+    NoLeader { group: GroupId, retry_after_ms: u64 },
+    /// The request may or may not have taken effect; retrying it with the same request id or
+    /// idempotency key is safe.
+    #[error("no answer within the time limit for group {group}; the outcome is unknown")]
+    Timeout { group: GroupId },
+    #[error("group {group} is unavailable: {reason}")]
+    Unavailable { group: GroupId, reason: String },
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+struct Group<S: NodeStorage> {
+    raft: GroupRaft<S>,
+    reader: GroupReader<S>,
+}
+
+/// Everything the host's tasks and services share.
+pub(crate) struct HostInner<S: NodeStorage> {
+    config: HostConfig,
+    groups: BTreeMap<GroupId, Group<S>>,
+    registry: Arc<GroupRegistry<AuctionRaft, GroupSm<S>>>,
+    router: GrpcRouter<AuctionRaft>,
+    channel_factory: ChannelFactory,
+    peer_channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<AppliedEvent>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The Raft groups of one node.
+pub struct RaftHost<S: NodeStorage> {
+    inner: Arc<HostInner<S>>,
+    storage: Arc<S>,
+    duties: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<S: NodeStorage> RaftHost<S> {
+    /// Starts every group on `storage`, recovering whatever it holds.
+    pub async fn start(
+        config: HostConfig,
+        storage: Arc<S>,
+        channel_factory: ChannelFactory,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, crate::Error> {
+        let raft_config = Arc::new(
+            config
+                .openraft_config()
+                .map_err(|error| crate::Error::Protocol(error.to_string()))?,
+        );
+        let router = GrpcRouter::with_channel_factory(
+            config.node_id,
+            config.network.clone(),
+            channel_factory.clone(),
+        );
+        let registry = Arc::new(GroupRegistry::new());
+        let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
+        let mut groups = BTreeMap::new();
+        for group in config.group_ids() {
+            let (log, backend) = storage.open_group(group)?;
+            let reader = backend.reader();
+            let machine = GroupStateMachine::open(group, backend, events.clone())?;
+            let network = router.network_factory(group);
+            let raft = Raft::new(config.node_id, raft_config.clone(), network, log, machine)
+                .await
+                .map_err(|fatal| crate::Error::Raft {
+                    group_id: group,
+                    reason: fatal.to_string(),
+                })?;
+            registry.insert(group, raft.clone());
+            groups.insert(group, Group { raft, reader });
+        }
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(HostInner {
+            config,
+            groups,
+            registry,
+            router,
+            channel_factory,
+            peer_channels: std::sync::Mutex::new(BTreeMap::new()),
+            clock,
+            events,
+            shutdown,
+        });
+        let duties = duties::spawn(&inner);
+        Ok(RaftHost {
+            inner,
+            storage,
+            duties: std::sync::Mutex::new(duties),
+        })
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.inner.config.node_id
+    }
+
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    pub fn storage(&self) -> &Arc<S> {
+        &self.storage
+    }
+
+    pub fn group_ids(&self) -> Vec<GroupId> {
+        self.inner.groups.keys().copied().collect()
+    }
+
+    pub fn raft(&self, group: GroupId) -> Result<&GroupRaft<S>, HostError> {
+        self.inner.group(group).map(|group| &group.raft)
+    }
+
+    pub fn registry(&self) -> Arc<GroupRegistry<AuctionRaft, GroupSm<S>>> {
+        self.inner.registry.clone()
+    }
+
+    /// Events of every local apply, for live streams on this node.
+    pub fn subscribe(&self) -> broadcast::Receiver<AppliedEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Makes this node's first membership: every node a voter of every group. Idempotent: a
+    /// group that is already initialised is left as it is.
+    pub async fn initialize(&self, members: BTreeMap<u64, BasicNode>) -> Result<(), crate::Error> {
+        for (node_id, node) in &members {
+            if *node_id != self.node_id() {
+                self.inner.router.set_peer(*node_id, &node.addr)?;
+            }
+        }
+        for (group_id, group) in &self.inner.groups {
+            match group.raft.initialize(members.clone()).await {
+                Ok(()) => {}
+                Err(openraft::error::RaftError::APIError(
+                    openraft::error::InitializeError::NotAllowed(_),
+                )) => {}
+                Err(error) => {
+                    return Err(crate::Error::Raft {
+                        group_id: *group_id,
+                        reason: error.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Proposes a client write and waits for its applied result.
+    pub async fn propose(&self, write: ClientWrite) -> Result<crate::types::Response, HostError> {
+        propose::propose(&self.inner, write).await
+    }
+
+    /// A reader of the group that reflects every write acknowledged before this call.
+    pub async fn linearizable_reader(&self, group: GroupId) -> Result<GroupReader<S>, HostError> {
+        read::linearizable_reader(&self.inner, group).await
+    }
+
+    /// A reader of this node's replica, which may lag behind the leader.
+    pub fn local_reader(&self, group: GroupId) -> Result<GroupReader<S>, HostError> {
+        self.inner.group(group).map(|group| group.reader.clone())
+    }
+
+    /// The gRPC services every node serves to its peers: Raft, client forwarding, admin.
+    pub fn grpc_services(&self) -> tonic::service::Routes {
+        service::routes(&self.inner)
+    }
+
+    /// Stops the duties and every group; later requests are refused. Close the storage after
+    /// the last handle on the host is dropped.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let duties = std::mem::take(
+            &mut *self
+                .duties
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for duty in duties {
+            let _ = duty.await;
+        }
+        for group in self.inner.groups.values() {
+            if let Err(error) = group.raft.shutdown().await {
+                tracing::warn!(%error, "a group did not shut down cleanly");
+            }
+        }
+    }
+}
+
+impl<S: NodeStorage> HostInner<S> {
+    fn group(&self, group: GroupId) -> Result<&Group<S>, HostError> {
+        self.groups
+            .get(&group)
+            .ok_or(HostError::UnknownGroup(group))
+    }
+
+    fn node_id(&self) -> u64 {
+        self.config.node_id
+    }
+
+    /// A channel to a peer's gRPC server, made once per address.
+    fn peer_channel(&self, addr: &str) -> Result<tonic::transport::Channel, String> {
+        let mut channels = self
+            .peer_channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = (self.channel_factory)(addr).map_err(|error| error.to_string())?;
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}
