@@ -2,7 +2,11 @@
 //! [`Command`](auction_statemachine::Command), applying one answers a [`Response`].
 //!
 //! Node ids are `u64` and nodes are [`openraft::BasicNode`] (the node-to-node gRPC address),
-//! openraft's defaults, on the tokio runtime.
+//! openraft's defaults, on the tokio runtime wrapped in openraft's [`SeededRuntime`]: every
+//! random choice openraft makes (election time-outs) comes from a seed, so the simulator
+//! reproduces a run from its seed. Each group's `Raft` must be created inside
+//! [`SeededRuntime::scope`] (the host does it; production seeds from the OS, the simulator from
+//! the run's seed); every task openraft spawns derives its own seed from there.
 
 use auction_statemachine::{Outcome, Rejection, TimestampMs};
 use serde::{Deserialize, Serialize};
@@ -28,9 +32,13 @@ impl Response {
     }
 }
 
+/// The async runtime of every group: tokio, with openraft's seeded RNG.
+pub type SeededRuntime = openraft_rt::deterministic_rng::DeterministicRng<openraft::TokioRuntime>;
+
 openraft::declare_raft_types!(
     /// The type config of every Raft group of the auction cluster.
     pub AuctionRaft:
         D = auction_statemachine::Command,
         R = Response,
+        AsyncRuntime = SeededRuntime,
 );

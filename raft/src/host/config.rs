@@ -1,5 +1,6 @@
 //! A node's configuration of its Raft groups, with named limits in logical units.
 
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use crate::network::NetworkConfig;
@@ -30,6 +31,9 @@ pub struct HostConfig {
     /// Attempts of one request across leader changes (each re-routes to the current leader).
     pub route_attempts_max: u32,
     pub network: NetworkConfig,
+    /// Seeds openraft's random choices (election time-outs) in every group: the simulator sets
+    /// the run's seed; `new` draws one from the OS.
+    pub rng_seed: u64,
 }
 
 impl HostConfig {
@@ -50,7 +54,13 @@ impl HostConfig {
             leader_wait_ms: 2_000,
             route_attempts_max: 5,
             network: NetworkConfig::default(),
+            rng_seed: random_seed(node_id),
         }
+    }
+
+    /// The seed of one group's randomness on this node.
+    pub fn group_seed(&self, group: u64) -> u64 {
+        self.rng_seed ^ group.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     /// Every group id of the cluster: the meta group and the shards.
@@ -78,4 +88,9 @@ impl HostConfig {
     pub fn leader_wait(&self) -> Duration {
         Duration::from_millis(self.leader_wait_ms)
     }
+}
+
+/// A seed from the OS's randomness (std seeds each `RandomState` from it).
+fn random_seed(salt: u64) -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(salt)
 }

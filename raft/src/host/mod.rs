@@ -34,7 +34,7 @@ use auction_statemachine::{Op, RequestId};
 
 use crate::network::{ChannelFactory, GroupRegistry, GrpcRouter};
 use crate::state_machine::{AppliedEvent, Backend, GroupStateMachine, EVENT_CHANNEL_CAPACITY};
-use crate::types::AuctionRaft;
+use crate::types::{AuctionRaft, SeededRuntime};
 use crate::GroupId;
 
 pub use clock::{Clock, SystemClock};
@@ -126,7 +126,9 @@ impl<S: NodeStorage> RaftHost<S> {
             let reader = backend.reader();
             let machine = GroupStateMachine::open(group, backend, events.clone())?;
             let network = router.network_factory(group);
-            let raft = Raft::new(config.node_id, raft_config.clone(), network, log, machine)
+            // openraft's tasks draw their randomness from this group's seed (see `types`).
+            let start = Raft::new(config.node_id, raft_config.clone(), network, log, machine);
+            let raft = SeededRuntime::scope(config.group_seed(group), start)
                 .await
                 .map_err(|fatal| crate::Error::Raft {
                     group_id: group,
