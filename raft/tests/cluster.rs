@@ -55,16 +55,29 @@ async fn bid_rounds(
     acknowledged
 }
 
-fn assert_replicas_agree(cluster: &TestCluster, group: u64) {
-    let running = cluster.running();
-    let reference = cluster.state(running[0], group);
-    for id in &running[1..] {
-        assert!(
-            cluster.state(*id, group) == reference,
-            "node {id} differs from node {} in group {group}",
-            running[0]
-        );
+/// Compares the running replicas of `group` at one applied index. Entries keep arriving (the
+/// leader's ticks), so each node's state is read on its state-machine task together with its
+/// applied index; only states at the same index are compared, and any difference there is a
+/// divergence.
+async fn assert_replicas_agree(cluster: &TestCluster, group: u64) {
+    for _ in 0..200 {
+        let mut views = Vec::new();
+        for id in cluster.running() {
+            views.push((id, cluster.state_at_applied(id, group).await));
+        }
+        let (first_id, (first_index, first_state)) = &views[0];
+        if views.iter().all(|(_, (index, _))| index == first_index) {
+            for (id, (_, state)) in &views[1..] {
+                assert!(state == first_state, "node {id} differs from node {first_id} in group {group} at index {first_index:?}");
+            }
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    panic!(
+        "the replicas of group {group} never reached the same applied index\n{}",
+        cluster.describe(group)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +120,7 @@ async fn three_nodes_commit_in_every_group_and_every_node_hears_the_events() {
     }
     for group in 0..=u64::from(SHARDS) {
         cluster.wait_converged(group).await;
-        assert_replicas_agree(&cluster, group);
+        assert_replicas_agree(&cluster, group).await;
     }
     let mut bids_heard = 0;
     while let Ok(applied) = events.try_recv() {
@@ -158,7 +171,7 @@ async fn a_new_leader_serves_after_the_leader_is_killed_and_no_acknowledged_bid_
     }
     cluster.restart(leader).await;
     cluster.wait_converged(group).await;
-    assert_replicas_agree(&cluster, group);
+    assert_replicas_agree(&cluster, group).await;
     cluster.shutdown().await;
 }
 
@@ -176,7 +189,7 @@ async fn a_restarted_node_catches_up_from_the_log_and_after_a_purge_by_snapshot(
     bid_rounds(&mut cluster, group, lot, 0, 20).await;
     cluster.restart(3).await;
     cluster.wait_converged(group).await;
-    assert_replicas_agree(&cluster, group);
+    assert_replicas_agree(&cluster, group).await;
 
     cluster.kill(3).await;
     bid_rounds(&mut cluster, group, lot, 20, 30).await;
@@ -228,7 +241,7 @@ async fn a_restarted_node_catches_up_from_the_log_and_after_a_purge_by_snapshot(
         installed >= last_applied,
         "node 3 caught up by installing a snapshot: {installed:?} < {last_applied:?}"
     );
-    assert_replicas_agree(&cluster, group);
+    assert_replicas_agree(&cluster, group).await;
     cluster.shutdown().await;
 }
 
@@ -272,7 +285,7 @@ async fn a_learner_is_promoted_in_every_group_and_a_voter_is_removed() {
     cluster.kill(2).await;
     bid_rounds(&mut cluster, 3, lot, 5, 5).await;
     cluster.wait_converged(3).await;
-    assert_replicas_agree(&cluster, 3);
+    assert_replicas_agree(&cluster, 3).await;
     cluster.shutdown().await;
 }
 

@@ -31,19 +31,14 @@ impl Bench {
             bids: 0,
         };
         let new = NewAuction {
-            auction_id: bench.auction,
-            seller_id: SELLER,
-            title: "Benchmark lot".to_owned(),
-            description: None,
-            category: None,
-            starting_price: "1.00".to_owned(),
-            reserve_price: None,
             bid_increment: Some("0.01".to_owned()),
-            buy_now_price: None,
-            start_time: None,
-            end_time: None,
-            duration_seconds: Some(30 * 24 * 3_600),
-            anti_snipe: None,
+            ..NewAuction::lasting(
+                bench.auction,
+                SELLER,
+                "Benchmark lot",
+                "1.00",
+                30 * 24 * 3_600,
+            )
         };
         bench.apply(Op::CreateAuction(new));
         bench

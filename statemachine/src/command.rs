@@ -48,6 +48,34 @@ pub struct NewAuction {
     pub anti_snipe: Option<AntiSnipeSpec>,
 }
 
+impl NewAuction {
+    /// An auction that starts now and runs `duration_seconds`, with every optional field unset
+    /// (default increment and anti-sniping, no reserve, no buy-now price).
+    pub fn lasting(
+        auction_id: AuctionId,
+        seller_id: UserId,
+        title: &str,
+        starting_price: &str,
+        duration_seconds: i64,
+    ) -> NewAuction {
+        NewAuction {
+            auction_id,
+            seller_id,
+            title: title.to_owned(),
+            description: None,
+            category: None,
+            starting_price: starting_price.to_owned(),
+            reserve_price: None,
+            bid_increment: None,
+            buy_now_price: None,
+            start_time: None,
+            end_time: None,
+            duration_seconds: Some(duration_seconds),
+            anti_snipe: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AntiSnipeSpec {
     pub window_seconds: i64,

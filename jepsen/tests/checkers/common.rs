@@ -180,22 +180,11 @@ impl Bench {
 
 pub fn new_auction(auction_id: AuctionId) -> NewAuction {
     NewAuction {
-        auction_id,
-        seller_id: SELLER,
-        title: "Vintage watch".to_owned(),
-        description: None,
-        category: None,
-        starting_price: "10.00".to_owned(),
-        reserve_price: None,
-        bid_increment: None,
-        buy_now_price: None,
-        start_time: None,
-        end_time: None,
-        duration_seconds: Some(3_600),
         anti_snipe: Some(AntiSnipeSpec {
             window_seconds: 0,
             extension_seconds: 0,
         }),
+        ..NewAuction::lasting(auction_id, SELLER, "Vintage watch", "10.00", 3_600)
     }
 }
 

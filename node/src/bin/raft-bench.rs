@@ -60,6 +60,9 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
             .collect(),
         init: id == 1,
         shards,
+        admin_token: None,
+        sse_heartbeat_ms: 15_000,
+        cookie_secure: false,
     }
 }
 
@@ -125,19 +128,14 @@ async fn create_auctions(
         let id = AuctionId(Uuid::from_u128(0xa0c7_0000_0000 + index as u128));
         let group = shard_of(index, shards);
         let new = NewAuction {
-            auction_id: id,
-            seller_id: UserId(Uuid::from_u128(1)),
-            title: format!("Benchmark lot {index}"),
-            description: None,
-            category: None,
-            starting_price: "1".to_owned(),
-            reserve_price: None,
             bid_increment: Some("0.01".to_owned()),
-            buy_now_price: None,
-            start_time: None,
-            end_time: None,
-            duration_seconds: Some(24 * 3_600),
-            anti_snipe: None,
+            ..NewAuction::lasting(
+                id,
+                UserId(Uuid::from_u128(1)),
+                &format!("Benchmark lot {index}"),
+                "1",
+                24 * 3_600,
+            )
         };
         let write = ClientWrite {
             group,

@@ -221,6 +221,30 @@ impl<S: NodeStorage> RaftHost<S> {
         read::linearizable_reader(&self.inner, group).await
     }
 
+    /// Reads the group's state on its state-machine task, between two applies, so `read` sees
+    /// exactly the state at the returned applied index (to compare replicas, or to check them).
+    pub async fn read_at_applied<T, F>(
+        &self,
+        group: GroupId,
+        read: F,
+    ) -> Result<(Option<u64>, T), HostError>
+    where
+        F: FnOnce(&GroupReader<S>) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let raft = self.raft(group)?;
+        raft.with_state_machine(move |machine: &mut GroupSm<S>| {
+            let applied = machine.applied_index();
+            let value = read(&machine.backend().reader());
+            Box::pin(std::future::ready((applied, value)))
+        })
+        .await
+        .map_err(|fatal| HostError::Unavailable {
+            group,
+            reason: fatal.to_string(),
+        })
+    }
+
     /// A reader of this node's replica, which may lag behind the leader.
     pub fn local_reader(&self, group: GroupId) -> Result<GroupReader<S>, HostError> {
         self.inner.group(group).map(|group| group.reader.clone())

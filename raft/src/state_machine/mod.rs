@@ -126,6 +126,11 @@ impl<B: Backend> GroupStateMachine<B> {
         &self.backend
     }
 
+    /// The index of the last applied entry; the backend's state is exactly the state there.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.applied.last_applied.map(|log_id| log_id.index)
+    }
+
     #[cfg(test)]
     fn backend_mut_for_tests(&mut self) -> &mut B {
         &mut self.backend

@@ -44,21 +44,7 @@ fn command(n: u128, op: Op) -> Command {
 /// An auction and a few bids, as log entries starting at index 1.
 fn entries() -> Vec<Command> {
     let auction_id = AuctionId(Uuid::from_u128(77));
-    let new = NewAuction {
-        auction_id,
-        seller_id: UserId(Uuid::from_u128(1)),
-        title: "Lot".to_owned(),
-        description: None,
-        category: None,
-        starting_price: "10".to_owned(),
-        reserve_price: None,
-        bid_increment: None,
-        buy_now_price: None,
-        start_time: None,
-        end_time: None,
-        duration_seconds: Some(3_600),
-        anti_snipe: None,
-    };
+    let new = NewAuction::lasting(auction_id, UserId(Uuid::from_u128(1)), "Lot", "10", 3_600);
     let mut commands = vec![command(1, Op::CreateAuction(new))];
     for n in 2..20u128 {
         let bidder = UserId(Uuid::from_u128(100 + n % 3));

@@ -301,6 +301,21 @@ impl TestCluster {
         }
     }
 
+    /// Node `id`'s applied index of `group` and its whole state there, read between applies.
+    pub async fn state_at_applied(&self, id: u64, group: GroupId) -> (Option<u64>, MemKv) {
+        let read = |reader: &auction_raft::host::GroupReader<RocksStorage>| {
+            let mut copy = MemKv::new();
+            for (key, value) in reader.scan(&[], None, usize::MAX).expect("scan") {
+                copy.put(&key, &value).expect("put");
+            }
+            copy
+        };
+        self.host(id)
+            .read_at_applied(group, read)
+            .await
+            .expect("state machine answers")
+    }
+
     /// Node `id`'s whole state of `group`.
     pub fn state(&self, id: u64, group: GroupId) -> MemKv {
         let reader = self.host(id).local_reader(group).expect("group");
@@ -321,21 +336,7 @@ pub fn auction_id(n: u128) -> AuctionId {
 }
 
 pub fn create_auction(id: AuctionId) -> Op {
-    Op::CreateAuction(NewAuction {
-        auction_id: id,
-        seller_id: user(0),
-        title: "Lot".to_owned(),
-        description: None,
-        category: None,
-        starting_price: "1".to_owned(),
-        reserve_price: None,
-        bid_increment: None,
-        buy_now_price: None,
-        start_time: None,
-        end_time: None,
-        duration_seconds: Some(3_600),
-        anti_snipe: None,
-    })
+    Op::CreateAuction(NewAuction::lasting(id, user(0), "Lot", "1", 3_600))
 }
 
 pub fn bid(id: AuctionId, bidder: UserId, amount: u64) -> Op {

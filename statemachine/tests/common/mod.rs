@@ -190,21 +190,7 @@ impl World {
 }
 
 pub fn new_auction(id: AuctionId) -> NewAuction {
-    NewAuction {
-        auction_id: id,
-        seller_id: SELLER,
-        title: "Vintage watch".to_owned(),
-        description: None,
-        category: None,
-        starting_price: "10.00".to_owned(),
-        reserve_price: None,
-        bid_increment: None,
-        buy_now_price: None,
-        start_time: None,
-        end_time: None,
-        duration_seconds: Some(3_600),
-        anti_snipe: None,
-    }
+    NewAuction::lasting(id, SELLER, "Vintage watch", "10.00", 3_600)
 }
 
 pub fn no_anti_snipe() -> Option<AntiSnipeSpec> {
