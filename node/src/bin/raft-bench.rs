@@ -60,9 +60,6 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
             .collect(),
         init: id == 1,
         shards,
-        admin_token: None,
-        sse_heartbeat_ms: 15_000,
-        cookie_secure: false,
     }
 }
 
