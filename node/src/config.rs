@@ -15,7 +15,7 @@ pub struct NodeArgs {
     /// This node's id, unique in the cluster (> 0).
     #[arg(long, env = "AUCTION_NODE_ID")]
     pub id: u64,
-    /// Address of the HTTP server (operations endpoints; the API later).
+    /// Address of the HTTP server (the API and the operations endpoints).
     #[arg(long, env = "AUCTION_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
     /// Address the node-to-node gRPC server binds.
@@ -37,6 +37,22 @@ pub struct NodeArgs {
     /// Auction shards (Raft groups 1..=S besides the meta group). Fixed at cluster init.
     #[arg(long, env = "AUCTION_SHARDS", default_value_t = 8)]
     pub shards: u32,
+    /// The cluster admin token: requests carrying it as `X-Admin-Token` may grant roles (this
+    /// is how the first admin is made). Unset disables it.
+    #[arg(long, env = "AUCTION_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Interval of the heartbeat comments of server-sent event streams, in ms.
+    #[arg(long, env = "AUCTION_SSE_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub sse_heartbeat_ms: u64,
+    /// Mark the session cookie `Secure` (when the API is served over TLS).
+    #[arg(long, env = "AUCTION_COOKIE_SECURE")]
+    pub cookie_secure: bool,
+    /// Bids (manual, proxy, buy now) per user per minute on this node; 0 disables the limit.
+    #[arg(long, env = "AUCTION_BID_RATE_PER_MINUTE", default_value_t = 10)]
+    pub bid_rate_per_minute: u32,
+    /// Requests per client IP per minute on this node; 0 disables the limit.
+    #[arg(long, env = "AUCTION_IP_RATE_PER_MINUTE", default_value_t = 1_200)]
+    pub ip_rate_per_minute: u32,
 }
 
 impl NodeArgs {
@@ -66,6 +82,20 @@ impl NodeArgs {
             }
         }
         Ok(peers)
+    }
+
+    /// The HTTP API's settings.
+    pub fn api_config(&self) -> auction_api::ApiConfig {
+        auction_api::ApiConfig {
+            admin_token: self.admin_token.clone().filter(|token| !token.is_empty()),
+            cookie_secure: self.cookie_secure,
+            sse_heartbeat: std::time::Duration::from_millis(self.sse_heartbeat_ms.max(100)),
+            rate_limits: auction_api::limits::RateLimitConfig {
+                bids_per_minute_per_user: self.bid_rate_per_minute,
+                requests_per_minute_per_ip: self.ip_rate_per_minute,
+            },
+            ..auction_api::ApiConfig::default()
+        }
     }
 
     pub fn host_config(&self) -> anyhow::Result<HostConfig> {

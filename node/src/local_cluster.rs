@@ -67,7 +67,11 @@ fn spawn_node(args: &LocalClusterArgs, id: u64) -> anyhow::Result<Child> {
                 .display()
                 .to_string(),
         ])
-        .args(["--shards", &args.shards.to_string()]);
+        .args(["--shards", &args.shards.to_string()])
+        // A dev cluster is driven by scripts and the load generator: raise the production
+        // rate limits explicitly.
+        .args(["--bid-rate-per-minute", "6000"])
+        .args(["--ip-rate-per-minute", "600000"]);
     if !peers.is_empty() {
         command.args(["--peer", &peers.join(",")]);
     }

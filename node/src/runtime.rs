@@ -1,5 +1,5 @@
 //! A running node: RocksDB storage, every Raft group, the node-to-node gRPC server and the
-//! operations HTTP server, and a graceful stop (servers first, then the groups, then the
+//! HTTP server (the whole API of `auction-api`, operations endpoints included), and a graceful stop (servers first, then the groups, then the
 //! storage, so the log's last sync completes before the database closes).
 
 use std::collections::BTreeMap;
@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::NodeArgs;
-use crate::ops;
 
 /// How long a stop waits for in-flight work to release the storage before giving up.
 const STORAGE_RELEASE_WAIT_MS_MAX: u64 = 10_000;
@@ -68,8 +67,9 @@ impl RunningNode {
             .await
             .with_context(|| format!("binding HTTP {}", args.http_addr))?;
         let http_addr = http_listener.local_addr()?;
-        let app = ops::router(host.clone());
+        let app = auction_api::router(host.clone(), args.api_config());
         let http = spawn_server(move |stopped| async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(http_listener, app)
                 .with_graceful_shutdown(stopped)
                 .await

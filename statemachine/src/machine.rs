@@ -75,10 +75,24 @@ impl StateMachine {
             return Ok(applied(Err(Rejection::WrongGroup), false, Vec::new()));
         }
         let dedup = command.op.is_client_write().then(|| DedupKey::of(command));
-        if let Some(dedup) = &dedup {
-            if let Some(replay) = dedup.lookup(&*kv, &command.op)? {
+        if let Some(dedup) = dedup.as_ref().filter(|_| !planted::skip_dedup()) {
+            if let Some(found) = dedup.lookup(&*kv, &command.op)? {
                 save(kv, keys::MACHINE_META, &meta)?;
-                return Ok(applied(replay, true, Vec::new()));
+                return Ok(match found {
+                    // A replay answers as the first application did, at the first one's time.
+                    Found::Replay {
+                        result,
+                        effective_ts,
+                    } => Applied {
+                        result,
+                        replayed: true,
+                        effective_ts,
+                        events: Vec::new(),
+                    },
+                    Found::KeyReused => {
+                        applied(Err(Rejection::IdempotencyKeyReused), false, Vec::new())
+                    }
+                });
             }
         }
 
@@ -204,6 +218,42 @@ fn dispatch<S: KvStore>(ctx: &mut Ctx<'_, S>, op: &Op) -> OpResult {
     }
 }
 
+/// Test-only planted bugs, to prove the simulator finds them (`auction-sim`'s planted-bug
+/// test). Compiled in only with the `planted-bugs` feature, and even then off unless a test
+/// turns it on; without the feature `skip_dedup` is a constant `false`.
+pub mod planted {
+    #[cfg(feature = "planted-bugs")]
+    static SKIP_DEDUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// PLANTED BUG when on: client writes skip the de-duplication lookup, so a retried request
+    /// (same request id or idempotency key) is applied again.
+    #[cfg(feature = "planted-bugs")]
+    pub fn set_skip_dedup(on: bool) {
+        SKIP_DEDUP.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    #[inline]
+    pub(crate) fn skip_dedup() -> bool {
+        #[cfg(feature = "planted-bugs")]
+        {
+            SKIP_DEDUP.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            false
+        }
+    }
+}
+
+/// What a de-duplication lookup found.
+enum Found {
+    Replay {
+        result: Result<Outcome, Rejection>,
+        effective_ts: TimestampMs,
+    },
+    KeyReused,
+}
+
 /// The identity a write is de-duplicated under.
 struct DedupKey {
     bytes: Vec<u8>,
@@ -234,20 +284,19 @@ impl DedupKey {
         }
     }
 
-    /// The recorded result of an earlier identical request, or a refusal if the key was used
+    /// The recorded result of an earlier identical request, or the news that the key was used
     /// for a different request; `None` if this is the first time.
-    fn lookup<R: KvRead>(
-        &self,
-        kv: &R,
-        op: &Op,
-    ) -> Result<Option<Result<Outcome, Rejection>>, StoreError> {
+    fn lookup<R: KvRead>(&self, kv: &R, op: &Op) -> Result<Option<Found>, StoreError> {
         let Some(record) = load::<DedupRecord>(kv, &keys::dedup(&self.bytes))? else {
             return Ok(None);
         };
         if record.fingerprint != op.fingerprint() {
-            return Ok(Some(Err(Rejection::IdempotencyKeyReused)));
+            return Ok(Some(Found::KeyReused));
         }
-        Ok(Some(record.result))
+        Ok(Some(Found::Replay {
+            result: record.result,
+            effective_ts: record.created_at,
+        }))
     }
 
     fn record<S: KvStore>(

@@ -5,7 +5,7 @@ mod common;
 use auction_statemachine::command::{AntiSnipeSpec, AuctionChanges, Op};
 use auction_statemachine::money::{Increment, Money};
 use auction_statemachine::outcome::{Event, Outcome};
-use auction_statemachine::{query, Phase, Rejection, Status};
+use auction_statemachine::{query, Command, Phase, Rejection, Status};
 use common::*;
 
 fn m(text: &str) -> Money {
@@ -956,6 +956,7 @@ fn idempotent_retry_returns_the_first_outcome_and_changes_nothing() {
         retry.result, first.result,
         "the same bid id, status and price"
     );
+    assert_eq!(retry.effective_ts, first.effective_ts, "and the same time");
     assert!(retry.events.is_empty(), "a replay emits nothing");
     assert_eq!(w.auction(lot).bid_count, 1);
     assert_eq!(
@@ -1029,9 +1030,18 @@ fn the_same_request_applied_twice_is_applied_once() {
         None,
     );
     let first = w.apply(command.clone());
-    let again = w.apply(command);
+    w.advance(MINUTE);
+    let retry = Command {
+        ts_ms: w.now,
+        ..command
+    };
+    let again = w.apply(retry);
     assert_eq!(again.result, first.result);
     assert!(again.replayed);
+    assert_eq!(
+        again.effective_ts, first.effective_ts,
+        "a replay answers at the first application's time"
+    );
     assert_eq!(w.auction(lot).bid_count, 1);
 }
 

@@ -60,6 +60,11 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
             .collect(),
         init: id == 1,
         shards,
+        admin_token: None,
+        sse_heartbeat_ms: 15_000,
+        cookie_secure: false,
+        bid_rate_per_minute: 0,
+        ip_rate_per_minute: 0,
     }
 }
 

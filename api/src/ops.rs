@@ -2,11 +2,9 @@
 //! leader: 503 `NO_LEADER` otherwise), `/api/v1/cluster/status` (per group: role, term, leader,
 //! log, commit and apply indexes, snapshot, membership).
 //!
-//! Not done yet: these move into the `api/` crate with the HTTP API, which adds `/metrics`.
+//! `/metrics` is rendered by [`crate::metrics`].
 
-use std::sync::Arc;
-
-use auction_raft::host::{Clock, RaftHost, RocksStorage, SystemClock};
+use auction_raft::host::NodeStorage;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,14 +14,16 @@ use openraft::async_runtime::WatchReceiver;
 use serde::Serialize;
 use serde_json::json;
 
-type Host = Arc<RaftHost<RocksStorage>>;
+use crate::extract::format_time;
+use crate::SharedApp;
 
-pub fn router(host: Host) -> Router {
+pub fn router<S: NodeStorage>() -> Router<SharedApp<S>> {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready))
-        .route("/api/v1/cluster/status", get(status))
-        .with_state(host)
+        .route("/ready", get(ready::<S>))
+        .route("/api/v1/cluster/status", get(status::<S>))
+        .route("/metrics", get(crate::metrics::render::<S>))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
 }
 
 #[derive(Serialize)]
@@ -42,7 +42,8 @@ struct GroupStatus {
     learners: Vec<u64>,
 }
 
-fn group_statuses(host: &Host) -> Vec<GroupStatus> {
+fn group_statuses<S: NodeStorage>(app: &SharedApp<S>) -> Vec<GroupStatus> {
+    let host = &app.host;
     let mut statuses = Vec::new();
     for group_id in host.group_ids() {
         let Ok(raft) = host.raft(group_id) else {
@@ -67,8 +68,8 @@ fn group_statuses(host: &Host) -> Vec<GroupStatus> {
     statuses
 }
 
-async fn ready(State(host): State<Host>) -> Response {
-    let leaderless: Vec<u64> = group_statuses(&host)
+async fn ready<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response {
+    let leaderless: Vec<u64> = group_statuses(&app)
         .into_iter()
         .filter(|group| group.leader_id.is_none())
         .map(|group| group.group_id)
@@ -89,11 +90,11 @@ async fn ready(State(host): State<Host>) -> Response {
         .into_response()
 }
 
-async fn status(State(host): State<Host>) -> Json<serde_json::Value> {
+async fn status<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Json<serde_json::Value> {
     Json(json!({
-        "nodeId": host.node_id(),
-        "shardCount": host.config().shard_count,
-        "groups": group_statuses(&host),
-        "serverTime": SystemClock.now_ms(),
+        "nodeId": app.host.node_id(),
+        "shardCount": app.shard_count(),
+        "groups": group_statuses(&app),
+        "serverTime": format_time(app.now_ms()),
     }))
 }

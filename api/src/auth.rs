@@ -1,0 +1,257 @@
+//! Authentication and roles.
+//!
+//! - Passwords are hashed with argon2id (default parameters, random salt) by the node that
+//!   takes the registration; the meta group stores the PHC string. Hashing and verifying run
+//!   on the blocking pool: they cost tens of milliseconds of CPU by design.
+//! - A login mints a random 256-bit token; the meta group stores only its SHA-256, so a copy
+//!   of the data cannot be used to log in. The client sends the token as
+//!   `Authorization: Bearer …` or in the HttpOnly `session` cookie.
+//! - A session is looked up in this node's meta replica first and, when it is not there yet
+//!   (a login just taken by another node), through a linearizable read.
+//! - Roles: guest (no session), user, the seller of an auction (checked by the state machine),
+//!   admin. The cluster admin token (`X-Admin-Token`, from the node's config) may grant roles,
+//!   which is how the first admin is made.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use auction_raft::host::NodeStorage;
+use auction_statemachine::{query, Role, User, META_GROUP};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use password_hash::rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Consistency;
+use crate::SharedApp;
+
+pub const PASSWORD_CHARS_MIN: usize = 8;
+pub const PASSWORD_CHARS_MAX: usize = 128;
+/// Random bytes in a session token.
+const TOKEN_BYTES: usize = 32;
+pub const SESSION_COOKIE: &str = "session";
+
+pub fn check_password(password: &str) -> ApiResult<()> {
+    let chars = password.chars().count();
+    if !(PASSWORD_CHARS_MIN..=PASSWORD_CHARS_MAX).contains(&chars) {
+        return Err(ApiError::validation(
+            "password",
+            format!("must be {PASSWORD_CHARS_MIN} to {PASSWORD_CHARS_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// An argon2id PHC string of `password`, computed on the blocking pool.
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+    })
+    .await
+    .map_err(|_| ApiError::internal("password hashing was interrupted"))?
+    .map_err(|_| ApiError::internal("password hashing failed"))
+}
+
+/// Whether `password` matches the stored PHC string, computed on the blocking pool.
+pub async fn verify_password(password: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored)
+            .map(|hash| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A new session token (hex) and the hash the meta group stores.
+pub fn new_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// The session token of a request: the bearer token, else the `session` cookie.
+pub fn request_token(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    if let Some(token) = bearer {
+        return Some(token.to_owned());
+    }
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The `Set-Cookie` value of a new session, or of a logout (`token` = `None`).
+pub fn session_cookie(token: Option<&str>, max_age_seconds: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    match token {
+        Some(token) => format!(
+            "{SESSION_COOKIE}={token}; HttpOnly; Path=/; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+        ),
+        None => format!("{SESSION_COOKIE}=; HttpOnly; Path=/; SameSite=Lax; Max-Age=0{secure}"),
+    }
+}
+
+/// Whether the request carries the cluster admin token. Compares digests, so the time taken
+/// does not reveal how much of the token matched.
+pub fn has_admin_token(headers: &HeaderMap, configured: Option<&str>) -> bool {
+    let (Some(configured), Some(sent)) = (
+        configured,
+        headers
+            .get("x-admin-token")
+            .and_then(|value| value.to_str().ok()),
+    ) else {
+        return false;
+    };
+    !configured.is_empty() && token_hash(configured) == token_hash(sent)
+}
+
+/// An authenticated user (and the hash of the token that proved it).
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub token_hash: Vec<u8>,
+}
+
+impl CurrentUser {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+
+    /// Admins pass. The user record came from this node's replica, which may not have applied
+    /// a role granted a moment ago elsewhere, so a refusal is confirmed by a linearizable read
+    /// first. (A revoked role may still pass for the replication delay, milliseconds.)
+    pub async fn require_admin<S: NodeStorage>(&self, app: &SharedApp<S>) -> ApiResult<()> {
+        if self.is_admin() {
+            return Ok(());
+        }
+        let meta = app
+            .reader(META_GROUP.into(), Consistency::Linearizable)
+            .await?;
+        match query::user(&meta, self.user.id)? {
+            Some(user) if user.role == Role::Admin => Ok(()),
+            _ => Err(ApiError::forbidden("this action needs the admin role")),
+        }
+    }
+}
+
+/// The user of a request, when it has a valid session.
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+async fn lookup<S: NodeStorage>(
+    app: &SharedApp<S>,
+    token_hash: &[u8],
+    consistency: Consistency,
+) -> ApiResult<Option<User>> {
+    let now = app.now_ms();
+    let meta = app.reader(META_GROUP.into(), consistency).await?;
+    let Some(session) = query::session(&meta, token_hash, now)? else {
+        return Ok(None);
+    };
+    Ok(query::user(&meta, session.user_id)?)
+}
+
+async fn authenticate<S: NodeStorage>(
+    app: &SharedApp<S>,
+    headers: &HeaderMap,
+) -> ApiResult<Option<CurrentUser>> {
+    let Some(token) = request_token(headers) else {
+        return Ok(None);
+    };
+    let token_hash = token_hash(&token);
+    let user = match lookup(app, &token_hash, Consistency::Local).await? {
+        Some(user) => Some(user),
+        None => lookup(app, &token_hash, Consistency::Linearizable).await?,
+    };
+    Ok(user.map(|user| CurrentUser { user, token_hash }))
+}
+
+impl<S: NodeStorage> FromRequestParts<SharedApp<S>> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &SharedApp<S>,
+    ) -> Result<Self, Self::Rejection> {
+        if request_token(&parts.headers).is_none() {
+            return Err(ApiError::unauthorized(
+                "log in first: send a bearer token or the session cookie",
+            ));
+        }
+        authenticate(app, &parts.headers)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the session is invalid or has expired"))
+    }
+}
+
+impl<S: NodeStorage> FromRequestParts<SharedApp<S>> for MaybeUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &SharedApp<S>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(MaybeUser(authenticate(app, &parts.headers).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse".to_owned())
+            .await
+            .expect("hash");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse".to_owned(), hash.clone()).await);
+        assert!(!verify_password("wrong horse".to_owned(), hash).await);
+        assert!(check_password("short").is_err());
+    }
+
+    #[test]
+    fn tokens_come_from_the_bearer_header_or_the_cookie() {
+        let (token, hash) = new_token();
+        assert_eq!(token.len(), 64);
+        assert_eq!(token_hash(&token), hash);
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", "a=b; session=abc; c=d".parse().expect("header"));
+        assert_eq!(request_token(&headers).as_deref(), Some("abc"));
+        headers.insert("authorization", "Bearer xyz".parse().expect("header"));
+        assert_eq!(request_token(&headers).as_deref(), Some("xyz"));
+    }
+
+    #[test]
+    fn the_admin_token_must_match_and_be_configured() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-admin-token", "secret".parse().expect("header"));
+        assert!(has_admin_token(&headers, Some("secret")));
+        assert!(!has_admin_token(&headers, Some("other")));
+        assert!(!has_admin_token(&headers, None));
+    }
+}

@@ -1,0 +1,207 @@
+//! # auction-api
+//!
+//! The HTTP API of DESIGN.md, served by every node (axum). Data flows one way: HTTP →
+//! handler (parse and validate: [`extract`]; authenticate: [`auth`]) → a state-machine
+//! [`Op`](auction_statemachine::Op) proposed to the group that owns the data through
+//! [`RaftHost::propose`] (the host forwards it to the group leader over gRPC when the leader
+//! is elsewhere) → the applied outcome → JSON ([`views`]). Every refusal has the one shape of
+//! [`error`]. Reads go to the group's linearizable reader (read index) or, with
+//! `?consistency=local` and for listings, to this node's replica.
+//!
+//! Placement: meta data (users, sessions, roles, bans) lives in group 0; everything about an
+//! auction lives in its shard ([`shard::shard_of`]). Cross-shard reads (listings, my bids,
+//! watchlist, notifications, admin lists) scatter over every shard's local replica and gather
+//! here, bounded per shard ([`listing`]).
+//!
+//! Module map: [`routes`] (one module per resource), [`auth`] (argon2 passwords, session
+//! tokens, roles), [`listing`] (filters, sort, cursors), [`events`] (SSE), [`ops`] (health,
+//! readiness, cluster status).
+//!
+//! Rate limits: [`limits`] (per user for bids, per client IP for everything).
+//!
+//! Metrics: [`metrics`] (`GET /metrics`, Prometheus text).
+//!
+//! The OpenAPI document: [`openapi`] (a route table checked against the router by the
+//! black-box tests).
+//!
+//! Not done yet: body schemas in the OpenAPI document, a per-node derived
+//! index for listings (today every listing scans each shard's auctions, bounded by
+//! [`listing::SCAN_PER_SHARD_MAX`]), SSE replay after `Last-Event-ID` (a resumed stream starts
+//! with a fresh snapshot instead), a paged audit log (the latest entries of each group only).
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod limits;
+pub mod listing;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod routes;
+pub mod shard;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auction_raft::host::{GroupReader, NodeStorage, RaftHost};
+use auction_raft::GroupId;
+use auction_statemachine::{Op, Outcome, RequestId, TimestampMs};
+use axum::Router;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Consistency;
+
+/// The API's own settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The cluster admin token (`X-Admin-Token`), which may grant roles; `None` disables it.
+    pub admin_token: Option<String>,
+    /// How long a login lasts.
+    pub session_ttl_ms: i64,
+    /// Sets `Secure` on the session cookie (behind TLS).
+    pub cookie_secure: bool,
+    /// Interval of SSE heartbeat comments.
+    pub sse_heartbeat: Duration,
+    pub rate_limits: limits::RateLimitConfig,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            admin_token: None,
+            session_ttl_ms: 7 * 24 * 60 * 60 * 1_000,
+            cookie_secure: false,
+            sse_heartbeat: Duration::from_secs(15),
+            rate_limits: limits::RateLimitConfig::default(),
+        }
+    }
+}
+
+/// What every handler shares: the node's Raft host and the API settings.
+pub struct App<S: NodeStorage> {
+    pub host: Arc<RaftHost<S>>,
+    pub config: ApiConfig,
+    pub limits: limits::RateLimits,
+    pub metrics: metrics::HttpMetrics,
+}
+
+pub type SharedApp<S> = Arc<App<S>>;
+
+/// The applied result of a write that succeeded.
+pub struct Written {
+    pub outcome: Outcome,
+    /// The recorded outcome of an earlier request with the same idempotency key.
+    pub replayed: bool,
+    pub effective_ts: TimestampMs,
+}
+
+impl<S: NodeStorage> App<S> {
+    pub fn new(host: Arc<RaftHost<S>>, config: ApiConfig) -> SharedApp<S> {
+        let limits = limits::RateLimits::new(config.rate_limits);
+        Arc::new(App {
+            host,
+            config,
+            limits,
+            metrics: metrics::HttpMetrics::default(),
+        })
+    }
+
+    pub fn shard_count(&self) -> u32 {
+        self.host.config().shard_count
+    }
+
+    pub fn shard_of(&self, auction_id: auction_statemachine::AuctionId) -> GroupId {
+        shard::shard_of(auction_id, self.shard_count())
+    }
+
+    /// Wall-clock ms of this node, for `serverTime` and statuses of reads.
+    pub fn now_ms(&self) -> TimestampMs {
+        use auction_raft::host::Clock;
+        auction_raft::host::SystemClock.now_ms()
+    }
+
+    /// Proposes `op` to `group` and waits for its applied result; a rejection is an error.
+    pub async fn write(
+        &self,
+        group: GroupId,
+        request_id: RequestId,
+        idempotency_key: Option<String>,
+        op: Op,
+    ) -> ApiResult<Written> {
+        let response = self
+            .host
+            .propose(auction_raft::host::ClientWrite {
+                group,
+                request_id,
+                idempotency_key,
+                op,
+            })
+            .await?;
+        let outcome = response.result.map_err(ApiError::from)?;
+        Ok(Written {
+            outcome,
+            replayed: response.replayed,
+            effective_ts: response.effective_ts,
+        })
+    }
+
+    pub async fn reader(
+        &self,
+        group: GroupId,
+        consistency: Consistency,
+    ) -> ApiResult<GroupReader<S>> {
+        match consistency {
+            Consistency::Linearizable => Ok(self.host.linearizable_reader(group).await?),
+            Consistency::Local => Ok(self.host.local_reader(group)?),
+        }
+    }
+}
+
+impl<S: NodeStorage> App<S> {
+    /// A reader of every auction shard, in shard order, obtained concurrently.
+    pub async fn shard_readers(&self, consistency: Consistency) -> ApiResult<Vec<GroupReader<S>>> {
+        let pending =
+            shard::shards(self.shard_count()).map(|group| self.reader(group, consistency));
+        futures_util::future::join_all(pending)
+            .await
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Runs a scatter-gather over storage readers on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, auction_statemachine::StoreError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::internal("a read was interrupted"))?
+        .map_err(ApiError::from)
+}
+
+/// A fresh random id for a new object or request.
+pub fn new_uuid() -> uuid::Uuid {
+    uuid::Uuid::new_v4()
+}
+
+/// The whole HTTP surface of a node: the API, the operations endpoints, JSON fallbacks, the
+/// per-IP rate limit. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
+/// the per-IP limit sees the client's address (without it, that limit is off).
+pub fn router<S: NodeStorage>(host: Arc<RaftHost<S>>, config: ApiConfig) -> Router {
+    let app = App::new(host, config);
+    routes::router::<S>()
+        .merge(ops::router::<S>())
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            limits::per_ip::<S>,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track::<S>,
+        ))
+        .with_state(app)
+}

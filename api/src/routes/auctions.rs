@@ -1,0 +1,430 @@
+//! `/auctions`: create, read (linearizable by default, `?consistency=local`), edit, cancel,
+//! bid, proxy bid, buy now, bid history, listings.
+//!
+//! Writes go to the auction's shard. A write with `X-Idempotency-Key` that repeats an earlier
+//! one returns the recorded outcome with `200` instead of `201`, on any node.
+
+use std::collections::HashMap;
+
+use auction_raft::host::NodeStorage;
+use auction_statemachine::{
+    query, AntiSnipeSpec, AuctionChanges, AuctionId, NewAuction, Op, Outcome, RequestId,
+};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::auth::{CurrentUser, MaybeUser};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{
+    amount_text, consistency, idempotency_key, limit, parse_time, path_uuid, AmountText, ApiJson,
+    Consistency,
+};
+use crate::listing::{self, Cursor, Filter, Sort};
+use crate::views::{self, Viewer};
+use crate::{new_uuid, SharedApp, Written};
+
+/// The id in the path; a text that is not a UUID names no auction.
+pub fn auction_id(text: &str) -> ApiResult<AuctionId> {
+    path_uuid(text)
+        .map(AuctionId)
+        .ok_or_else(ApiError::auction_not_found)
+}
+
+fn created_status(written: &Written) -> StatusCode {
+    if written.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    }
+}
+
+/// Answers with `{auction}` for an outcome that is an auction.
+fn auction_answer<S: NodeStorage>(
+    app: &SharedApp<S>,
+    written: Written,
+    status: StatusCode,
+    viewer: Viewer,
+) -> ApiResult<Response> {
+    let Outcome::Auction(auction) = written.outcome else {
+        return Err(ApiError::internal("expected an auction outcome"));
+    };
+    let now = app.now_ms().max(written.effective_ts);
+    let body = json!({ "auction": views::auction(&auction, now, viewer) });
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AntiSnipeBody {
+    window_seconds: i64,
+    extension_seconds: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBody {
+    title: String,
+    description: Option<String>,
+    category: Option<String>,
+    starting_price: AmountText,
+    reserve_price: Option<AmountText>,
+    bid_increment: Option<AmountText>,
+    buy_now_price: Option<AmountText>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+    duration_seconds: Option<i64>,
+    anti_snipe: Option<AntiSnipeBody>,
+}
+
+pub async fn create<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    current: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<Response> {
+    let new = NewAuction {
+        auction_id: AuctionId(new_uuid()),
+        seller_id: current.user.id,
+        title: body.title,
+        description: body.description,
+        category: body.category,
+        starting_price: body.starting_price.0,
+        reserve_price: body.reserve_price.map(|amount| amount.0),
+        bid_increment: body.bid_increment.map(|amount| amount.0),
+        buy_now_price: body.buy_now_price.map(|amount| amount.0),
+        start_time: body
+            .start_time
+            .map(|text| parse_time("startTime", &text))
+            .transpose()?,
+        end_time: body
+            .end_time
+            .map(|text| parse_time("endTime", &text))
+            .transpose()?,
+        duration_seconds: body.duration_seconds,
+        anti_snipe: body.anti_snipe.map(|spec| AntiSnipeSpec {
+            window_seconds: spec.window_seconds,
+            extension_seconds: spec.extension_seconds,
+        }),
+    };
+    let group = app.shard_of(new.auction_id);
+    let key = idempotency_key(&headers)?;
+    let written = app
+        .write(group, RequestId(new_uuid()), key, Op::CreateAuction(new))
+        .await?;
+    let status = created_status(&written);
+    auction_answer(&app, written, status, Viewer::of(&current.user))
+}
+
+fn viewer(user: &MaybeUser) -> Viewer {
+    user.0
+        .as_ref()
+        .map_or(Viewer::GUEST, |current| Viewer::of(&current.user))
+}
+
+pub async fn get_one<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    user: MaybeUser,
+) -> ApiResult<Json<Value>> {
+    let id = auction_id(&id)?;
+    let consistency = consistency(params.get("consistency").map(String::as_str))?;
+    let reader = app.reader(app.shard_of(id), consistency).await?;
+    let auction = query::auction(&reader, id)?.ok_or_else(ApiError::auction_not_found)?;
+    let body = json!({ "auction": views::auction(&auction, app.now_ms(), viewer(&user)) });
+    Ok(Json(body))
+}
+
+/// A string field of an edit: absent, or a string (`null` is refused: it cannot be cleared).
+fn edit_text(body: &Map<String, Value>, field: &str) -> ApiResult<Option<String>> {
+    match body.get(field) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(ApiError::validation(field, "must be a string")),
+    }
+}
+
+/// An amount field of an edit: absent, an amount, or `null` to clear it when `clearable`.
+fn edit_amount(
+    body: &Map<String, Value>,
+    field: &str,
+    clearable: bool,
+) -> ApiResult<Option<Option<String>>> {
+    match body.get(field) {
+        None => Ok(None),
+        Some(Value::Null) if clearable => Ok(Some(None)),
+        Some(Value::String(text)) => Ok(Some(Some(text.clone()))),
+        Some(Value::Number(number)) => Ok(Some(Some(number.to_string()))),
+        Some(_) => Err(ApiError::validation(
+            field,
+            "must be an amount as a string such as \"55.00\" or a number",
+        )),
+    }
+}
+
+const EDITABLE_FIELDS: [&str; 8] = [
+    "title",
+    "description",
+    "category",
+    "startingPrice",
+    "reservePrice",
+    "bidIncrement",
+    "buyNowPrice",
+    "endTime",
+];
+
+fn parse_changes(body: &Map<String, Value>) -> ApiResult<AuctionChanges> {
+    if let Some(unknown) = body
+        .keys()
+        .find(|key| !EDITABLE_FIELDS.contains(&key.as_str()))
+    {
+        return Err(ApiError::validation(unknown, "this field cannot be edited"));
+    }
+    let category = match body.get("category") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(text)) => Some(Some(text.clone())),
+        Some(_) => return Err(ApiError::validation("category", "must be a string or null")),
+    };
+    Ok(AuctionChanges {
+        title: edit_text(body, "title")?,
+        description: edit_text(body, "description")?,
+        category,
+        starting_price: edit_amount(body, "startingPrice", false)?.flatten(),
+        reserve_price: edit_amount(body, "reservePrice", true)?,
+        bid_increment: edit_amount(body, "bidIncrement", false)?.flatten(),
+        buy_now_price: edit_amount(body, "buyNowPrice", true)?,
+        end_time: edit_text(body, "endTime")?
+            .map(|text| parse_time("endTime", &text))
+            .transpose()?,
+    })
+}
+
+pub async fn update<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    Path(id): Path<String>,
+    current: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Response> {
+    let id = auction_id(&id)?;
+    let changes = parse_changes(&body)?;
+    let op = Op::UpdateAuction {
+        auction_id: id,
+        actor: current.user.id,
+        changes,
+    };
+    let key = idempotency_key(&headers)?;
+    let written = app
+        .write(app.shard_of(id), RequestId(new_uuid()), key, op)
+        .await?;
+    auction_answer(&app, written, StatusCode::OK, Viewer::of(&current.user))
+}
+
+pub async fn cancel<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    Path(id): Path<String>,
+    current: CurrentUser,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = auction_id(&id)?;
+    let op = Op::CancelAuction {
+        auction_id: id,
+        actor: current.user.id,
+    };
+    let key = idempotency_key(&headers)?;
+    let written = app
+        .write(app.shard_of(id), RequestId(new_uuid()), key, op)
+        .await?;
+    auction_answer(&app, written, StatusCode::OK, Viewer::of(&current.user))
+}
+
+/// Proposes a bid-like command and answers with the bid outcome (201, or 200 on a replay).
+async fn place<S: NodeStorage>(
+    app: &SharedApp<S>,
+    id: AuctionId,
+    headers: &HeaderMap,
+    op: Op,
+) -> ApiResult<Response> {
+    if let Some(bidder) = op.actor() {
+        app.limits.check_bid(bidder)?;
+    }
+    let key = idempotency_key(headers)?;
+    // The request id is the bid id; a replay answers with the first bid's id.
+    let written = app
+        .write(app.shard_of(id), RequestId(new_uuid()), key, op)
+        .await?;
+    let status = created_status(&written);
+    let now = app.now_ms().max(written.effective_ts);
+    match written.outcome {
+        Outcome::Bid(outcome) => {
+            Ok((status, Json(views::bid_outcome(&outcome, now))).into_response())
+        }
+        _ => Err(ApiError::internal("expected a bid outcome")),
+    }
+}
+
+/// A bid body: the amount is kept as the client's text whatever its JSON type, so a malformed
+/// amount is reported as `INVALID_AMOUNT` in the order of DESIGN.md.
+fn body_amount(body: &Value, field: &str) -> String {
+    amount_text(body.get(field))
+}
+
+pub async fn bid<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    Path(id): Path<String>,
+    current: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    let id = auction_id(&id)?;
+    let op = Op::PlaceBid {
+        auction_id: id,
+        bidder: current.user.id,
+        amount: body_amount(&body, "amount"),
+    };
+    place(&app, id, &headers, op).await
+}
+
+pub async fn proxy<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    Path(id): Path<String>,
+    current: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    let id = auction_id(&id)?;
+    let op = Op::PlaceProxyBid {
+        auction_id: id,
+        bidder: current.user.id,
+        max_amount: body_amount(&body, "maxAmount"),
+    };
+    place(&app, id, &headers, op).await
+}
+
+pub async fn buy_now<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    Path(id): Path<String>,
+    current: CurrentUser,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = auction_id(&id)?;
+    let op = Op::BuyNow {
+        auction_id: id,
+        buyer: current.user.id,
+    };
+    place(&app, id, &headers, op).await
+}
+
+/// `GET /auctions/{id}/bids`: newest first; the cursor is the sequence of the last item.
+pub async fn history<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let id = auction_id(&id)?;
+    let consistency = consistency(params.get("consistency").map(String::as_str))?;
+    let limit = limit(params.get("limit").map(String::as_str), 50, 500)?;
+    let before = params
+        .get("cursor")
+        .map(|text| {
+            text.parse::<u32>()
+                .map_err(|_| ApiError::validation("cursor", "not a cursor this list returned"))
+        })
+        .transpose()?;
+    let reader = app.reader(app.shard_of(id), consistency).await?;
+    if query::auction(&reader, id)?.is_none() {
+        return Err(ApiError::auction_not_found());
+    }
+    let mut steps = query::bid_history(&reader, id, before, limit + 1)?;
+    let more = steps.len() > limit;
+    steps.truncate(limit);
+    let next = more
+        .then(|| steps.last().map(|step| step.sequence.to_string()))
+        .flatten();
+    let items = steps.iter().map(views::bid_step).collect();
+    Ok(Json(views::list(items, next)))
+}
+
+/// `GET /auctions`: every shard's local replica, filtered, sorted, one page.
+pub async fn list<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    Query(params): Query<HashMap<String, String>>,
+    user: MaybeUser,
+) -> ApiResult<Json<Value>> {
+    listing_page(&app, &params, viewer(&user)).await.map(Json)
+}
+
+/// One listing page; shared with the admin listing.
+pub async fn listing_page<S: NodeStorage>(
+    app: &SharedApp<S>,
+    params: &HashMap<String, String>,
+    viewer: Viewer,
+) -> ApiResult<Value> {
+    let filter = Filter::parse(params)?;
+    let sort = Sort::parse(params.get("sort").map(String::as_str))?;
+    let cursor = params
+        .get("cursor")
+        .map(|text| Cursor::decode(text))
+        .transpose()?;
+    let limit = limit(
+        params.get("limit").map(String::as_str),
+        listing::PAGE_SIZE_DEFAULT,
+        listing::PAGE_SIZE_MAX,
+    )?;
+    let now = app.now_ms();
+    let local = app.shard_readers(Consistency::Local).await?;
+    let gathered = crate::blocking(move || {
+        let mut all = Vec::new();
+        for reader in &local {
+            all.extend(listing::gather(reader, &filter, now)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    let (items, next) = listing::page(gathered, sort, cursor, limit);
+    let items = items
+        .iter()
+        .map(|auction| views::auction(auction, now, viewer))
+        .collect();
+    Ok(views::list(items, next.map(|cursor| cursor.encode())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_parse_clearable_fields_and_refuse_unknown_ones() {
+        let body: Map<String, Value> = serde_json::from_str(
+            r#"{"title": "New", "reservePrice": null, "buyNowPrice": 99.5, "category": null}"#,
+        )
+        .expect("json");
+        let changes = parse_changes(&body).expect("valid");
+        assert_eq!(changes.title.as_deref(), Some("New"));
+        assert_eq!(changes.reserve_price, Some(None));
+        assert_eq!(changes.buy_now_price, Some(Some("99.5".to_owned())));
+        assert_eq!(changes.category, Some(None));
+        let unknown: Map<String, Value> =
+            serde_json::from_str(r#"{"sellerId": "x"}"#).expect("json");
+        let error = parse_changes(&unknown).expect_err("unknown field");
+        assert_eq!(error.details["field"], "sellerId");
+        let bad: Map<String, Value> =
+            serde_json::from_str(r#"{"startingPrice": null}"#).expect("json");
+        assert!(
+            parse_changes(&bad).is_err(),
+            "the starting price cannot be cleared"
+        );
+    }
+
+    #[test]
+    fn a_path_id_that_is_not_a_uuid_is_an_unknown_auction() {
+        let error = auction_id("not-a-uuid").expect_err("404");
+        assert_eq!(error.code, "AUCTION_NOT_FOUND");
+        assert_eq!(error.status, StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,352 @@
+//! Black-box harness: a cluster of real `auction-node run` processes on loopback, each with its
+//! own data directory and log file, and a small JSON client. Nodes are killed (SIGKILL) on drop
+//! or on demand.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const ADMIN_TOKEN: &str = "test-cluster-admin-token";
+pub const SHARDS: u32 = 4;
+const READY_WAIT_MS_MAX: u64 = 90_000;
+/// Retries of a request answered `503 NO_LEADER` before the test sees the 503.
+const NO_LEADER_RETRIES_MAX: u32 = 5;
+
+pub struct Node {
+    pub id: u64,
+    pub http: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    _dir: TempDir,
+}
+
+/// Ports are taken below the kernel's ephemeral range (32768 and up by default), so outgoing
+/// connections of the nodes themselves can never occupy a port a node is about to bind.
+const PORT_FIRST: u16 = 20_000;
+const PORT_LAST: u16 = 32_000;
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
+
+fn free_port() -> u16 {
+    let span = u32::from(PORT_LAST - PORT_FIRST);
+    let start = std::process::id() % span * 7;
+    for _ in 0..span {
+        let offset = (start + NEXT_PORT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = PORT_FIRST + u16::try_from(offset).expect("in range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {PORT_FIRST} and {PORT_LAST}");
+}
+
+impl Cluster {
+    /// Starts `count` nodes (node 1 bootstraps) and waits until every one is ready.
+    pub async fn start(count: u64) -> Cluster {
+        Cluster::start_with(
+            count,
+            &["--bid-rate-per-minute", "6000", "--ip-rate-per-minute", "0"],
+        )
+        .await
+    }
+
+    /// Starts a cluster whose nodes get `extra` arguments (the production rate limits when
+    /// `extra` is empty).
+    pub async fn start_with(count: u64, extra: &[&str]) -> Cluster {
+        for attempt in 1..=3 {
+            let mut cluster = Cluster::spawn(count, extra);
+            match cluster.wait_ready().await {
+                Ok(()) => return cluster,
+                Err(reason) if attempt < 3 => eprintln!("cluster start failed, again: {reason}"),
+                Err(reason) => panic!("{reason}"),
+            }
+        }
+        unreachable!("the last attempt panics")
+    }
+
+    fn spawn(count: u64, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..count).map(|_| (free_port(), free_port())).collect();
+        let mut nodes = Vec::new();
+        for id in 1..=count {
+            let (http_port, grpc_port) = ports[(id - 1) as usize];
+            let peers: Vec<String> = (1..=count)
+                .filter(|peer| *peer != id)
+                .map(|peer| format!("{peer}=127.0.0.1:{}", ports[(peer - 1) as usize].1))
+                .collect();
+            let log = dir.path().join(format!("node-{id}.log"));
+            let log_file = std::fs::File::create(&log).expect("log file");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_auction-node"));
+            command
+                .arg("run")
+                .args(["--id", &id.to_string()])
+                .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
+                .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
+                .args([
+                    "--data-dir",
+                    &dir.path().join(format!("node-{id}")).display().to_string(),
+                ])
+                .args(["--shards", &SHARDS.to_string()])
+                .args(["--admin-token", ADMIN_TOKEN])
+                .args(["--sse-heartbeat-ms", "300"])
+                .args(["--peer", &peers.join(",")])
+                .args(extra)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log_file.try_clone().expect("log file"));
+            if id == 1 {
+                command.arg("--init");
+            }
+            let child = command.spawn().expect("start auction-node");
+            nodes.push(Node {
+                id,
+                http: format!("http://127.0.0.1:{http_port}"),
+                child: Some(child),
+                log,
+            });
+        }
+        Cluster { nodes, _dir: dir }
+    }
+
+    /// Waits until every node is ready; an error when one exits (a port taken meanwhile) or
+    /// the time is up.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_millis(READY_WAIT_MS_MAX);
+        for node in self.nodes.iter_mut().filter(|node| node.child.is_some()) {
+            loop {
+                let ready = client
+                    .get(format!("{}/ready", node.http))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok_and(|response| response.status() == StatusCode::OK);
+                if ready {
+                    break;
+                }
+                let exited = node
+                    .child
+                    .as_mut()
+                    .is_some_and(|child| !matches!(child.try_wait(), Ok(None)));
+                if exited || Instant::now() >= deadline {
+                    return Err(format!(
+                        "node {} not ready; log:\n{}",
+                        node.id,
+                        std::fs::read_to_string(&node.log).unwrap_or_default()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn url(&self, node: usize) -> &str {
+        &self.nodes[node].http
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill(&mut self, id: u64) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|node| node.id == id)
+            .expect("known node");
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// One answer: status, headers, JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the status and returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {:?}",
+            self.body
+        );
+        self.body
+    }
+
+    /// Asserts an error answer of DESIGN.md's shape.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Value {
+        let body = self.expect(status);
+        assert_eq!(body["error"], code, "wrong code: {body}");
+        assert!(
+            body["message"].is_string(),
+            "an error has a message: {body}"
+        );
+        body
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client"),
+        }
+    }
+}
+
+impl Api {
+    /// One request, retried like a well-behaved client while the answer is `503 NO_LEADER`
+    /// (a group between leaders, e.g. while leadership is being balanced after start),
+    /// waiting `Retry-After` between attempts.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: String,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut reply = self
+            .call_once(method.clone(), url.clone(), token, body.clone(), headers)
+            .await;
+        for _ in 0..NO_LEADER_RETRIES_MAX {
+            if reply.status.as_u16() != 503 || reply.body["error"] != "NO_LEADER" {
+                break;
+            }
+            let seconds: u64 = reply.headers["retry-after"]
+                .to_str()
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .expect("Retry-After in seconds");
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            reply = self
+                .call_once(method.clone(), url.clone(), token, body.clone(), headers)
+                .await;
+        }
+        reply
+    }
+
+    /// One request, no retry.
+    pub async fn call_once(
+        &self,
+        method: Method,
+        url: String,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.request(method, url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, url: String, token: Option<&str>) -> Reply {
+        self.call(Method::GET, url, token, None, &[]).await
+    }
+
+    pub async fn post(&self, url: String, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, url, token, Some(body), &[]).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        url: String,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.request(method, url).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Registers and logs in; returns (user id, token).
+    pub async fn user(&self, base: &str, name: &str) -> (String, String) {
+        let email = format!("{name}@example.com");
+        let body = serde_json::json!({
+            "email": email, "password": "correct horse battery", "displayName": name,
+        });
+        let user = self
+            .post(format!("{base}/api/v1/auth/register"), None, body)
+            .await
+            .expect(201);
+        let login = serde_json::json!({ "email": email, "password": "correct horse battery" });
+        let session = self
+            .post(format!("{base}/api/v1/auth/login"), None, login)
+            .await
+            .expect(200);
+        (
+            user["user"]["id"].as_str().expect("id").to_owned(),
+            session["token"].as_str().expect("token").to_owned(),
+        )
+    }
+}

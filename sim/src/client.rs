@@ -1,0 +1,424 @@
+//! Simulated clients: each is one process of the history. It picks an operation on one of a few
+//! hot auctions (a manual bid, a proxy bid, buy now or a linearizable read), sends it to a random
+//! node over the simulated network and records invoke → ok / fail / unknown. A write whose
+//! outcome is unknown is retried (bounded) the way a real client would: with the same
+//! idempotency key and a new request id, or without a key with the same request id.
+//!
+//! Every choice comes from the client's own [`SimRng`] stream of the run's seed; ids are built
+//! from it, never from the OS.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use auction_jepsen::{Completion, History, ObservedAuction, OkValue, Operation, WriteRequest};
+use auction_raft::host::ClientWrite;
+use auction_raft::GroupId;
+use auction_statemachine::command::{NewAuction, Op};
+use auction_statemachine::outcome::Outcome;
+use auction_statemachine::{AuctionId, RequestId, UserId};
+use turmoil::net::TcpStream;
+use uuid::Uuid;
+
+use crate::config::SimConfig;
+use crate::net::{
+    read_frame, write_frame, ClientReply, ClientRequest, Refusal, SimClock, CLIENT_PORT,
+};
+use crate::node::node_name;
+use crate::rng::SimRng;
+
+/// How long a client waits for an answer before the outcome is unknown; longer than the host's
+/// own request limit, so a node that answers at all answers in time.
+pub const CLIENT_TIMEOUT_MS: u64 = 4_000;
+/// Attempts of one logical write (the first and its retries after unknown outcomes).
+pub const WRITE_ATTEMPTS_MAX: u32 = 3;
+/// Operations one client issues at most, whatever the duration.
+pub const OPS_PER_CLIENT_MAX: u64 = 5_000;
+/// Longest pause between two operations of a client.
+pub const THINK_MS_MAX: u64 = 250;
+/// Bidders the clients bid as.
+pub const BIDDERS: u128 = 8;
+/// How long the setup client tries to create the auctions.
+pub const SETUP_MS_MAX: u64 = 30_000;
+
+/// What the clients share: the history they record and the auctions they fight over.
+pub struct Workload {
+    pub history: RefCell<History>,
+    last_time: Cell<u64>,
+    /// Set once every auction exists; clients start then.
+    pub ready: Cell<bool>,
+    pub auctions: Vec<AuctionId>,
+    pub shards: u32,
+    /// Simulated milliseconds at which clients stop issuing operations.
+    pub stop_at_ms: Cell<u64>,
+}
+
+impl Workload {
+    pub fn new(config: &SimConfig) -> Workload {
+        Workload {
+            history: RefCell::new(History::new()),
+            last_time: Cell::new(0),
+            ready: Cell::new(false),
+            auctions: (0..config.auctions).map(auction_id).collect(),
+            shards: config.shards,
+            stop_at_ms: Cell::new(u64::MAX),
+        }
+    }
+
+    /// The shard of auction number `index` (fixed for the simulator: `1 + index mod shards`).
+    pub fn shard_of(&self, auction: AuctionId) -> GroupId {
+        let index = self
+            .auctions
+            .iter()
+            .position(|candidate| *candidate == auction)
+            .unwrap_or(0) as u64;
+        1 + index % u64::from(self.shards.max(1))
+    }
+
+    /// Simulated milliseconds, never going back (the history's clock).
+    fn now(&self) -> u64 {
+        let now = u64::try_from(SimClock::elapsed_ms())
+            .unwrap_or(0)
+            .max(self.last_time.get());
+        self.last_time.set(now);
+        now
+    }
+
+    fn invoke(&self, process: u64, operation: Operation) {
+        let now = self.now();
+        self.history.borrow_mut().invoke(process, now, operation);
+    }
+
+    fn complete(&self, process: u64, completion: Completion) {
+        let now = self.now();
+        self.history.borrow_mut().complete(process, now, completion);
+    }
+}
+
+/// The auction a client write names, if any.
+pub fn auction_of(op: &Op) -> Option<AuctionId> {
+    match op {
+        Op::CreateAuction(new) => Some(new.auction_id),
+        Op::PlaceBid { auction_id, .. }
+        | Op::PlaceProxyBid { auction_id, .. }
+        | Op::BuyNow { auction_id, .. } => Some(*auction_id),
+        _ => None,
+    }
+}
+
+/// Auction number `index` of every run.
+pub fn auction_id(index: u64) -> AuctionId {
+    AuctionId(Uuid::from_u128(
+        0xa0c7_0000_0000_0000_0000 + u128::from(index),
+    ))
+}
+
+/// Bidder number `index`; the seller is user 0.
+pub fn user(index: u128) -> UserId {
+    UserId(Uuid::from_u128(0x05e2_0000_0000_0000_0000 + index))
+}
+
+/// What one call to a node gave.
+enum Call {
+    /// Nothing was sent (the node could not be reached): the request cannot take effect.
+    NotSent(String),
+    /// Sent, no answer in time or the connection broke: the outcome is unknown.
+    Lost(String),
+    Answered(ClientReply),
+}
+
+async fn call(node: u64, request: &ClientRequest) -> Call {
+    let timeout = Duration::from_millis(CLIENT_TIMEOUT_MS);
+    let connect = tokio::time::timeout(timeout, TcpStream::connect((node_name(node), CLIENT_PORT)));
+    let mut stream = match connect.await {
+        Err(_) => return Call::NotSent("connect timed out".to_owned()),
+        Ok(Err(error)) => return Call::NotSent(format!("connect: {error}")),
+        Ok(Ok(stream)) => stream,
+    };
+    let exchange = async {
+        write_frame(&mut stream, request).await?;
+        read_frame::<ClientReply>(&mut stream).await
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Call::Lost("timed out".to_owned()),
+        Ok(Err(error)) => Call::Lost(error.to_string()),
+        Ok(Ok(reply)) => Call::Answered(reply),
+    }
+}
+
+/// One client process.
+pub struct Client {
+    process: u64,
+    nodes: u64,
+    rng: SimRng,
+    workload: Rc<Workload>,
+    next_request: u64,
+    /// The highest price this client has seen per auction, to bid near it.
+    seen_price: BTreeMap<AuctionId, u64>,
+}
+
+impl Client {
+    pub fn new(config: &SimConfig, process: u64, workload: Rc<Workload>) -> Client {
+        Client {
+            process,
+            nodes: config.nodes,
+            rng: SimRng::new(config.seed, 1_000 + process),
+            workload,
+            next_request: 0,
+            seen_price: BTreeMap::new(),
+        }
+    }
+
+    fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        let high = u128::from(self.rng.next_u64()) << 64;
+        RequestId(Uuid::from_u128(
+            high | u128::from(self.process) << 32 | u128::from(self.next_request),
+        ))
+    }
+
+    fn node(&mut self) -> u64 {
+        self.rng.between(1, self.nodes)
+    }
+
+    /// Issues operations until the workload stops.
+    pub async fn run(mut self) -> turmoil::Result {
+        // Bounded: the setup client sets `ready` within SETUP_MS_MAX or the run ends.
+        while !self.workload.ready.get() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for _ in 0..OPS_PER_CLIENT_MAX {
+            let now = u64::try_from(SimClock::elapsed_ms()).unwrap_or(u64::MAX);
+            if now >= self.workload.stop_at_ms.get() {
+                break;
+            }
+            let Some(auction) = self.rng.pick(&self.workload.auctions).copied() else {
+                break;
+            };
+            if self.rng.percent(35) {
+                self.read(auction).await;
+            } else {
+                let op = self.choose_write(auction);
+                self.write(auction, op).await;
+            }
+            let think = self.rng.below(THINK_MS_MAX);
+            tokio::time::sleep(Duration::from_millis(think)).await;
+        }
+        Ok(())
+    }
+
+    fn choose_write(&mut self, auction: AuctionId) -> Op {
+        let bidder = user(1 + u128::from(self.rng.below(BIDDERS as u64)));
+        let seen = self.seen_price.get(&auction).copied().unwrap_or(1);
+        let roll = self.rng.below(100);
+        if roll < 2 {
+            return Op::BuyNow {
+                auction_id: auction,
+                buyer: bidder,
+            };
+        }
+        let amount = seen + self.rng.between(1, 12);
+        if roll < 35 {
+            Op::PlaceProxyBid {
+                auction_id: auction,
+                bidder,
+                max_amount: (amount + self.rng.below(20)).to_string(),
+            }
+        } else {
+            Op::PlaceBid {
+                auction_id: auction,
+                bidder,
+                amount: amount.to_string(),
+            }
+        }
+    }
+
+    fn note_price(&mut self, auction: AuctionId, price: Option<String>) {
+        let Some(price) = price.and_then(|text| text.parse::<f64>().ok()) else {
+            return;
+        };
+        let price = price.max(0.0) as u64;
+        let seen = self.seen_price.entry(auction).or_insert(0);
+        *seen = (*seen).max(price);
+    }
+
+    async fn read(&mut self, auction: AuctionId) {
+        let process = self.process;
+        let workload = self.workload.clone();
+        workload.invoke(
+            process,
+            Operation::Read {
+                auction_id: auction,
+            },
+        );
+        let node = self.node();
+        let request = ClientRequest::Read {
+            group: workload.shard_of(auction),
+            auction_id: auction,
+        };
+        let completion = match call(node, &request).await {
+            Call::Answered(ClientReply::Read(Ok(observed))) => {
+                self.note_price(
+                    auction,
+                    observed.as_ref().and_then(|seen: &ObservedAuction| {
+                        seen.current_price.map(|price| price.to_string())
+                    }),
+                );
+                Completion::Ok(OkValue::Read { auction: observed })
+            }
+            // A read changes nothing: whatever went wrong, it failed.
+            Call::Answered(ClientReply::Read(Err(refusal))) => Completion::Fail {
+                reason: format!("{refusal:?}"),
+            },
+            Call::Answered(ClientReply::Write(_)) => Completion::Fail {
+                reason: "a write's answer to a read".to_owned(),
+            },
+            Call::NotSent(reason) | Call::Lost(reason) => Completion::Fail { reason },
+        };
+        workload.complete(process, completion);
+    }
+
+    /// One logical write with its retries.
+    async fn write(&mut self, auction: AuctionId, op: Op) {
+        let with_key = self.rng.percent(75);
+        let idempotency_key = with_key.then(|| format!("k{}-{}", self.process, self.next_request));
+        let mut request_id = self.request_id();
+        for attempt in 0..WRITE_ATTEMPTS_MAX {
+            let request = WriteRequest {
+                request_id,
+                idempotency_key: idempotency_key.clone(),
+                op: op.clone(),
+            };
+            let unknown = self.write_once(auction, request, attempt == 0).await;
+            if !unknown {
+                return;
+            }
+            if idempotency_key.is_some() {
+                request_id = self.request_id();
+            }
+        }
+    }
+
+    /// Sends one attempt; returns whether its outcome is unknown.
+    async fn write_once(
+        &mut self,
+        auction: AuctionId,
+        request: WriteRequest,
+        first_attempt: bool,
+    ) -> bool {
+        let process = self.process;
+        let workload = self.workload.clone();
+        workload.invoke(process, Operation::write(request.clone()));
+        let node = self.node();
+        let write = ClientWrite {
+            group: workload.shard_of(auction),
+            request_id: request.request_id,
+            idempotency_key: request.idempotency_key,
+            op: request.op,
+        };
+        let request = ClientRequest::Write {
+            write: Box::new(write),
+            first_attempt,
+        };
+        let (completion, unknown) = match call(node, &request).await {
+            Call::Answered(ClientReply::Write(Ok(response))) => {
+                if let Ok(Outcome::Bid(bid)) = &response.result {
+                    self.note_price(auction, Some(bid.current_price.to_string()));
+                }
+                let value = OkValue::Write {
+                    result: response.result,
+                    effective_ts: response.effective_ts,
+                };
+                (Completion::Ok(value), false)
+            }
+            Call::Answered(ClientReply::Write(Err(Refusal::NotProposed(reason))))
+            | Call::NotSent(reason) => (Completion::Fail { reason }, false),
+            Call::Answered(ClientReply::Write(Err(Refusal::Unknown(reason))))
+            | Call::Lost(reason) => (
+                Completion::Info {
+                    reason,
+                    proposed_ts: None,
+                },
+                true,
+            ),
+            Call::Answered(ClientReply::Read(_)) => (
+                Completion::Info {
+                    reason: "a read's answer to a write".to_owned(),
+                    proposed_ts: None,
+                },
+                true,
+            ),
+        };
+        workload.complete(process, completion);
+        unknown
+    }
+}
+
+/// Creates the hot auctions (retrying until each is acknowledged), then lets the clients go.
+pub async fn run_setup(config: SimConfig, workload: Rc<Workload>) -> turmoil::Result {
+    let process = config.clients + 1;
+    let mut rng = SimRng::new(config.seed, 999);
+    let deadline = u64::try_from(SimClock::elapsed_ms()).unwrap_or(0) + SETUP_MS_MAX;
+    for (index, auction) in workload.auctions.clone().into_iter().enumerate() {
+        let mut new = NewAuction::lasting(auction, user(0), "hot lot", "1", 3_600);
+        if index % 2 == 1 {
+            new.reserve_price = Some("5000".to_owned());
+            new.buy_now_price = Some("9000".to_owned());
+        }
+        let request = WriteRequest {
+            request_id: RequestId(Uuid::from_u128(0xc0de_0000 + index as u128)),
+            idempotency_key: None,
+            op: Op::CreateAuction(new),
+        };
+        let mut attempts = 0u32;
+        loop {
+            if u64::try_from(SimClock::elapsed_ms()).unwrap_or(u64::MAX) > deadline {
+                return Err(
+                    format!("auction {auction} not created within {SETUP_MS_MAX} ms").into(),
+                );
+            }
+            workload.invoke(process, Operation::write(request.clone()));
+            let write = ClientWrite {
+                group: workload.shard_of(auction),
+                request_id: request.request_id,
+                idempotency_key: None,
+                op: request.op.clone(),
+            };
+            let node = rng.between(1, config.nodes);
+            let first_attempt = attempts == 0;
+            attempts += 1;
+            let request = ClientRequest::Write {
+                write: Box::new(write),
+                first_attempt,
+            };
+            match call(node, &request).await {
+                Call::Answered(ClientReply::Write(Ok(response))) => {
+                    let value = OkValue::Write {
+                        result: response.result,
+                        effective_ts: response.effective_ts,
+                    };
+                    workload.complete(process, Completion::Ok(value));
+                    break;
+                }
+                Call::NotSent(reason) => workload.complete(process, Completion::Fail { reason }),
+                other => {
+                    let reason = match other {
+                        Call::Lost(reason) => reason,
+                        _ => "refused".to_owned(),
+                    };
+                    workload.complete(
+                        process,
+                        Completion::Info {
+                            reason,
+                            proposed_ts: None,
+                        },
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    workload.ready.set(true);
+    Ok(())
+}

@@ -1,0 +1,551 @@
+//! One run: build the simulated cluster, drive the workload and the nemesis, heal, wait for the
+//! cluster to be quiet, read every replica and check the history.
+//!
+//! Phases, all in simulated time and each bounded:
+//! 1. start every node (node 1 bootstraps the groups) and create the hot auctions;
+//! 2. the workload for `duration_ms`, with the fault schedule applied between steps (network
+//!    and crash faults by the driver itself, membership changes and leader transfers by the
+//!    admin process, see [`crate::admin`]);
+//! 3. heal the last fault, let the admin process finish its queue and the clients their last
+//!    operations;
+//! 4. wait until, in every group, every node has applied the leader's whole log (quiet);
+//! 5. digest every replica of every group, read the final auctions from one replica per shard,
+//!    and run the `auction-jepsen` checks.
+//!
+//! The trace hash covers the history, the faults as applied and the replica digests: two runs
+//! of one config give the same hash when the simulation is deterministic.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use auction_jepsen::checks::Fnv1a64;
+use auction_jepsen::{
+    check_run, replica_digest, FinalState, History, LinearizabilityConfig, ReplicaDigest, Report,
+};
+use auction_raft::GroupId;
+use auction_statemachine::KvRead;
+use openraft::async_runtime::WatchReceiver;
+
+use crate::admin::{run_admin, AdminDesk};
+use crate::client::{
+    self, run_setup, Client, Workload, CLIENT_TIMEOUT_MS, SETUP_MS_MAX, WRITE_ATTEMPTS_MAX,
+};
+use crate::config::SimConfig;
+use crate::nemesis::{self, Fault, Scheduled, LATENCY_MS};
+use crate::net::EPOCH_MS;
+use crate::node::{node_name, run_node, HostRegistry, SimHost};
+use crate::stamps;
+use crate::storage::SimDisk;
+
+/// How often the driver looks at the cluster while waiting for it to be quiet.
+const QUIET_CHECK_MS: u64 = 100;
+/// Consecutive quiet checks that make the cluster quiet.
+const QUIET_CHECKS: u32 = 5;
+/// Longest wait for the cluster to become quiet after the last fault is healed.
+const QUIET_MS_MAX: u64 = 30_000;
+/// Longest wait for the admin process to finish its queue after the workload.
+const ADMIN_DRAIN_MS_MAX: u64 = 60_000;
+/// Simulated time one step advances.
+const TICK_MS: u64 = 1;
+
+/// Why a run could not be judged, or what it found besides the history checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem(pub String);
+
+/// Everything a run produced.
+pub struct RunOutcome {
+    pub config: SimConfig,
+    /// The history checks; `None` when the run ended before it could be checked.
+    pub report: Option<Report>,
+    /// Failures outside the history checks (the cluster never converged, setup failed, …).
+    pub problems: Vec<Problem>,
+    /// The faults as applied, one line each.
+    pub faults: Vec<String>,
+    pub history: History,
+    pub digests: Vec<ReplicaDigest>,
+    pub trace_hash: u64,
+    /// Simulated milliseconds the whole run took.
+    pub simulated_ms: u64,
+}
+
+impl RunOutcome {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty() && self.report.as_ref().is_some_and(Report::is_valid)
+    }
+}
+
+impl fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.passed() { "PASS" } else { "FAIL" };
+        writeln!(
+            f,
+            "seed {} {verdict}: {} events, {} faults, {} simulated ms, trace hash {:016x}",
+            self.config.seed,
+            self.history.len(),
+            self.faults.len(),
+            self.simulated_ms,
+            self.trace_hash
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "  problem: {}", problem.0)?;
+        }
+        if let Some(report) = self.report.as_ref().filter(|report| !report.is_valid()) {
+            writeln!(f, "{report}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns the planted bug on for the life of the guard (off again even on a panic).
+struct PlantedGuard(bool);
+
+impl PlantedGuard {
+    fn new(on: bool) -> PlantedGuard {
+        if on {
+            auction_statemachine::machine::planted::set_skip_dedup(true);
+        }
+        PlantedGuard(on)
+    }
+}
+
+impl Drop for PlantedGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            auction_statemachine::machine::planted::set_skip_dedup(false);
+        }
+    }
+}
+
+/// The driver's state during a run.
+struct Driver<'a> {
+    config: SimConfig,
+    sim: turmoil::Sim<'a>,
+    registry: Rc<HostRegistry>,
+    workload: Rc<Workload>,
+    admin: Rc<AdminDesk>,
+    faults: Vec<String>,
+    problems: Vec<Problem>,
+}
+
+/// Runs one simulation of `config`.
+pub fn run(config: &SimConfig) -> RunOutcome {
+    let planted = PlantedGuard::new(config.planted_skip_dedup);
+    let mut driver = Driver::new(config);
+    driver.drive();
+    drop(planted);
+    driver.finish()
+}
+
+fn sim_ms(sim: &turmoil::Sim<'_>) -> u64 {
+    u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl<'a> Driver<'a> {
+    fn new(config: &SimConfig) -> Driver<'a> {
+        let total_ms = SETUP_MS_MAX
+            + config.duration_ms
+            + CLIENT_TIMEOUT_MS * u64::from(WRITE_ATTEMPTS_MAX + 1)
+            + QUIET_MS_MAX
+            + ADMIN_DRAIN_MS_MAX
+            + 10_000;
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(config.seed)
+            .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS.unsigned_abs()))
+            .simulation_duration(Duration::from_millis(total_ms))
+            .tick_duration(Duration::from_millis(TICK_MS))
+            .min_message_latency(Duration::from_millis(LATENCY_MS.0))
+            .max_message_latency(Duration::from_millis(LATENCY_MS.1))
+            .tcp_capacity(65_536)
+            .build();
+        let registry = Rc::new(HostRegistry::default());
+        let groups: Vec<GroupId> = (0..=u64::from(config.shards)).collect();
+        for id in 1..=config.nodes {
+            let disk = Arc::new(SimDisk::new(groups.iter().copied()));
+            let registry = registry.clone();
+            let node_config = config.clone();
+            sim.host(node_name(id), move || {
+                run_node(node_config.clone(), id, disk.clone(), registry.clone())
+            });
+        }
+        let workload = Rc::new(Workload::new(config));
+        sim.client("setup", run_setup(config.clone(), workload.clone()));
+        for process in 1..=config.clients {
+            let client = Client::new(config, process, workload.clone());
+            sim.client(format!("c{process}"), client.run());
+        }
+        let admin = Rc::new(AdminDesk::default());
+        sim.client(
+            "admin",
+            run_admin(admin.clone(), config.nodes, config.shards),
+        );
+        Driver {
+            config: config.clone(),
+            sim,
+            registry,
+            workload,
+            admin,
+            faults: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// One simulation step; a failure of the simulation is recorded and stops the run.
+    fn step(&mut self) -> Result<bool, ()> {
+        self.sim.step().map_err(|error| {
+            self.problems
+                .push(Problem(format!("simulation failed: {error}")));
+        })
+    }
+
+    fn drive(&mut self) {
+        if self.setup().is_err() || self.workload_phase().is_err() {
+            return;
+        }
+        if self.drain_clients().is_err() {
+            return;
+        }
+        let _ = self.wait_quiet();
+    }
+
+    fn setup(&mut self) -> Result<(), ()> {
+        let deadline = sim_ms(&self.sim) + SETUP_MS_MAX + 1_000;
+        while !self.workload.ready.get() {
+            if sim_ms(&self.sim) > deadline {
+                self.problems
+                    .push(Problem("the auctions were not created in time".to_owned()));
+                return Err(());
+            }
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    fn workload_phase(&mut self) -> Result<(), ()> {
+        let start = sim_ms(&self.sim);
+        let end = start + self.config.duration_ms;
+        self.workload.stop_at_ms.set(end);
+        let schedule = nemesis::schedule(&self.config);
+        let mut active: Option<(u64, Fault)> = None;
+        let mut pending = schedule.iter().peekable();
+        while sim_ms(&self.sim) < end {
+            let now = sim_ms(&self.sim);
+            if let Some((until, fault)) = active.take() {
+                if now >= until {
+                    self.heal(&fault, now - start);
+                } else {
+                    active = Some((until, fault));
+                }
+            }
+            if active.is_none() && pending.peek().is_some_and(|next| start + next.at_ms <= now) {
+                if let Some(next) = pending.next() {
+                    let fault = self.begin(next, now - start);
+                    active = Some((now + next.duration_ms, fault));
+                }
+            }
+            self.step()?;
+        }
+        if let Some((_, fault)) = active {
+            let now = sim_ms(&self.sim);
+            self.heal(&fault, now - start);
+        }
+        self.finish_admin()
+    }
+
+    fn heal(&mut self, fault: &Fault, offset_ms: u64) {
+        self.log(format!("{offset_ms:>6} ms heal: {}", fault.describe()));
+        nemesis::heal(&mut self.sim, fault, self.config.nodes);
+        if let Some(action) = fault.admin_heal() {
+            self.admin.submit(action);
+        }
+    }
+
+    /// Lets the admin process finish its queue (each action is bounded), then stops it.
+    fn finish_admin(&mut self) -> Result<(), ()> {
+        let deadline = sim_ms(&self.sim) + ADMIN_DRAIN_MS_MAX;
+        while !self.admin.is_idle() {
+            if sim_ms(&self.sim) > deadline {
+                self.problems.push(Problem(
+                    "the admin process did not finish in time".to_owned(),
+                ));
+                return Err(());
+            }
+            self.step()?;
+        }
+        self.admin.stop();
+        Ok(())
+    }
+
+    fn begin(&mut self, scheduled: &Scheduled, offset_ms: u64) -> Fault {
+        let group = 1 + scheduled.draw % u64::from(self.config.shards.max(1));
+        let leader = self.leader(group).map(|leader| (group, leader));
+        let fault = nemesis::resolve(scheduled, self.config.nodes, leader);
+        self.log(format!(
+            "{offset_ms:>6} ms start: {} for {} ms",
+            fault.describe(),
+            scheduled.duration_ms
+        ));
+        nemesis::start(&mut self.sim, &fault, self.config.nodes);
+        if let Some(action) = fault.admin_start() {
+            self.admin.submit(action);
+        }
+        fault
+    }
+
+    fn log(&mut self, line: String) {
+        tracing::info!(seed = self.config.seed, "{line}");
+        self.faults.push(line);
+    }
+
+    fn host(&self, id: u64) -> Option<Rc<SimHost>> {
+        self.registry.get(id)
+    }
+
+    /// The leader of `group` as the first running node sees it.
+    fn leader(&self, group: GroupId) -> Option<u64> {
+        (1..=self.config.nodes).find_map(|id| {
+            let host = self.host(id)?;
+            let metrics = host.raft(group).ok()?.metrics().borrow_watched().clone();
+            metrics.current_leader
+        })
+    }
+
+    /// Lets every client finish its last operation (each is bounded by its time-outs).
+    fn drain_clients(&mut self) -> Result<(), ()> {
+        let deadline = sim_ms(&self.sim) + CLIENT_TIMEOUT_MS * u64::from(WRITE_ATTEMPTS_MAX + 1);
+        loop {
+            if self.step()? {
+                return Ok(());
+            }
+            if sim_ms(&self.sim) > deadline {
+                self.problems
+                    .push(Problem("clients did not finish in time".to_owned()));
+                return Err(());
+            }
+        }
+    }
+
+    /// Whether, in every group, every node runs, agrees on the leader and has applied the
+    /// leader's whole log.
+    fn is_quiet(&self) -> bool {
+        let groups = 0..=u64::from(self.config.shards);
+        groups.into_iter().all(|group| {
+            let mut views = Vec::new();
+            for id in 1..=self.config.nodes {
+                let Some(host) = self.host(id) else {
+                    return false;
+                };
+                let Ok(raft) = host.raft(group) else {
+                    return false;
+                };
+                let metrics = raft.metrics().borrow_watched().clone();
+                views.push((
+                    metrics.current_leader,
+                    metrics.last_log_index,
+                    metrics.last_applied.map(|log_id| log_id.index),
+                ));
+            }
+            let Some((Some(leader), _, _)) = views.first().copied() else {
+                return false;
+            };
+            let Some(leader_last) = usize::try_from(leader)
+                .ok()
+                .and_then(|index| views.get(index.wrapping_sub(1)))
+                .and_then(|view| view.1)
+            else {
+                return false;
+            };
+            views
+                .iter()
+                .all(|view| view.0 == Some(leader) && view.2 == Some(leader_last))
+        })
+    }
+
+    fn wait_quiet(&mut self) -> Result<(), ()> {
+        let deadline = sim_ms(&self.sim) + QUIET_MS_MAX;
+        let mut quiet_checks = 0;
+        let mut next_check = sim_ms(&self.sim);
+        while quiet_checks < QUIET_CHECKS {
+            if sim_ms(&self.sim) > deadline {
+                self.problems.push(Problem(format!(
+                    "the cluster was not quiet {QUIET_MS_MAX} ms after the faults ended"
+                )));
+                return Err(());
+            }
+            if sim_ms(&self.sim) >= next_check {
+                quiet_checks = if self.is_quiet() { quiet_checks + 1 } else { 0 };
+                next_check += QUIET_CHECK_MS;
+            }
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Digests every replica and reads the final auctions (from the lowest running node).
+    fn final_state(&mut self) -> Option<(FinalState, Vec<ReplicaDigest>)> {
+        let mut final_state = FinalState::new();
+        let mut digests = Vec::new();
+        for group in 0..=u64::from(self.config.shards) {
+            let group_id = u32::try_from(group).unwrap_or(u32::MAX);
+            // The final auctions come from the first replica of each shard; the checks compare
+            // every replica's digest, so which one does not matter when they agree.
+            let mut auctions_read = group == 0;
+            for id in 1..=self.config.nodes {
+                let Some(reader) = self.host(id).and_then(|host| host.local_reader(group).ok())
+                else {
+                    continue;
+                };
+                let pairs = match reader.scan(&[], None, usize::MAX) {
+                    Ok(pairs) => pairs,
+                    Err(error) => {
+                        self.problems
+                            .push(Problem(format!("n{id} group {group}: {error}")));
+                        return None;
+                    }
+                };
+                digests.push(replica_digest(group_id, &node_name(id), pairs));
+                if !auctions_read {
+                    auctions_read = true;
+                    if let Err(error) = final_state.read_all(&reader) {
+                        self.problems
+                            .push(Problem(format!("reading group {group}: {error}")));
+                        return None;
+                    }
+                }
+            }
+        }
+        Some((final_state, digests))
+    }
+
+    /// The history with the time each unknown write took effect, read from the shards of the
+    /// first running node (see [`crate::stamps`]).
+    fn with_stamps(&self, history: &History) -> History {
+        let mut shards = BTreeMap::new();
+        for group in 1..=u64::from(self.config.shards) {
+            let reader = (1..=self.config.nodes)
+                .find_map(|id| self.host(id).and_then(|host| host.local_reader(group).ok()));
+            if let Some(reader) = reader {
+                shards.insert(u32::try_from(group).unwrap_or(u32::MAX), reader);
+            }
+        }
+        let workload = self.workload.clone();
+        let shard_of = move |write: &auction_jepsen::WriteRequest| {
+            let group =
+                client::auction_of(&write.op).map_or(0, |auction| workload.shard_of(auction));
+            u32::try_from(group).unwrap_or(u32::MAX)
+        };
+        stamps::fill_unknown_stamps(history, shard_of, &shards)
+    }
+
+    fn finish(mut self) -> RunOutcome {
+        self.faults.extend(self.admin.take_log());
+        let quiet = self.problems.is_empty();
+        let state = if quiet { self.final_state() } else { None };
+        let recorded = self.workload.history.borrow().clone();
+        let (report, digests, history) = match state {
+            Some((final_state, digests)) => {
+                let history = self.with_stamps(&recorded);
+                let config = LinearizabilityConfig::default();
+                match check_run(&history, &final_state, &digests, &config) {
+                    Ok(report) => (Some(report), digests, history),
+                    Err(error) => {
+                        self.problems
+                            .push(Problem(format!("the history is malformed: {error}")));
+                        (None, digests, history)
+                    }
+                }
+            }
+            None => (None, Vec::new(), recorded),
+        };
+        let trace_hash = trace_hash(&history, &self.faults, &digests, &self.problems);
+        RunOutcome {
+            config: self.config.clone(),
+            report,
+            problems: self.problems,
+            faults: self.faults,
+            history,
+            digests,
+            trace_hash,
+            simulated_ms: sim_ms(&self.sim),
+        }
+    }
+}
+
+/// The run's fingerprint: history, faults, replica digests and problems.
+pub fn trace_hash(
+    history: &History,
+    faults: &[String],
+    digests: &[ReplicaDigest],
+    problems: &[Problem],
+) -> u64 {
+    let mut hash = Fnv1a64::new();
+    match history.to_json_lines() {
+        Ok(lines) => hash.write_framed(lines.as_bytes()),
+        Err(error) => hash.write_framed(error.to_string().as_bytes()),
+    }
+    for line in faults {
+        hash.write_framed(line.as_bytes());
+    }
+    for digest in digests {
+        hash.write_framed(digest.replica.as_bytes());
+        hash.write(&digest.group.to_le_bytes());
+        hash.write(&digest.digest.to_le_bytes());
+    }
+    for problem in problems {
+        hash.write_framed(problem.0.as_bytes());
+    }
+    hash.finish()
+}
+
+/// Results of many seeds.
+#[derive(Default)]
+pub struct SeedsSummary {
+    pub passed: Vec<u64>,
+    pub failed: Vec<(u64, String)>,
+}
+
+/// Runs `count` seeds from `first`, calling `each` after every run; stops at the first
+/// failure when `stop_at_failure`.
+pub fn run_seeds(
+    base: &SimConfig,
+    first: u64,
+    count: u64,
+    stop_at_failure: bool,
+    mut each: impl FnMut(&RunOutcome),
+) -> SeedsSummary {
+    let mut summary = SeedsSummary::default();
+    for seed in first..first.saturating_add(count) {
+        let outcome = run(&SimConfig {
+            seed,
+            ..base.clone()
+        });
+        each(&outcome);
+        if outcome.passed() {
+            summary.passed.push(seed);
+        } else {
+            summary.failed.push((seed, outcome.to_string()));
+            if stop_at_failure {
+                break;
+            }
+        }
+    }
+    summary
+}
+
+/// Counts of operations, for reports.
+pub fn op_counts(history: &History) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    if let Ok(records) = history.operations() {
+        for record in records {
+            let name = match &record.status {
+                auction_jepsen::OpStatus::Ok(_) => "ok",
+                auction_jepsen::OpStatus::Failed => "fail",
+                _ => "unknown",
+            };
+            *counts.entry(name).or_insert(0) += 1;
+        }
+    }
+    counts
+}

@@ -1,0 +1,85 @@
+//! Recovering the time at which a write of unknown outcome took effect.
+//!
+//! The checker tries an unknown write at its leader's stamp when the history records one, and
+//! otherwise at the earliest possible time only; a write that really took effect later shows
+//! that later time in what it recorded (its bid steps' `createdAt`), which a retry's replay
+//! then returns, and the checker would report a false violation. A client never sees the
+//! leader's stamp of a request that timed out, but the simulator can see the cluster's state:
+//! every applied client write leaves a de-duplication record with the time it took effect.
+//! [`fill_unknown_stamps`] gives each unknown write of the history that time as its
+//! `proposed_ts` (the model applies it at `max(stamp, last applied)`, which is that time in
+//! any linearization where the write took effect then). A write that left no record never took
+//! effect, and keeps no stamp.
+//!
+//! The record's key mirrors the state machine's private de-duplication identity (`[1] actor
+//! key` with an idempotency key, `[2] request id` without); if that ever changes, lookups
+//! miss and unknown writes fall back to the earliest time (false alarms, never missed bugs).
+
+use std::collections::BTreeMap;
+
+use auction_jepsen::{Completion, Event, EventKind, History, Operation, WriteRequest};
+use auction_statemachine::model::DedupRecord;
+use auction_statemachine::{codec, keys, GroupId, KvRead, TimestampMs};
+
+/// The de-duplication identity of a write, as the state machine keys it.
+pub(crate) fn dedup_identity(write: &WriteRequest) -> Vec<u8> {
+    match &write.idempotency_key {
+        Some(key) => {
+            let actor = write.op.actor().map(|user| user.0).unwrap_or_default();
+            let mut bytes = vec![1u8];
+            bytes.extend_from_slice(actor.as_bytes());
+            bytes.extend_from_slice(key.as_bytes());
+            bytes
+        }
+        None => {
+            let mut bytes = vec![2u8];
+            bytes.extend_from_slice(write.request_id.as_bytes());
+            bytes
+        }
+    }
+}
+
+/// The shard's de-duplication record of the write, if it has one.
+pub(crate) fn dedup_record(shard: &impl KvRead, write: &WriteRequest) -> Option<DedupRecord> {
+    let bytes = shard.get(&keys::dedup(&dedup_identity(write))).ok()??;
+    codec::decode(&bytes).ok()
+}
+
+/// When the write with this identity took effect, per the shard's de-duplication record.
+fn applied_at(shard: &impl KvRead, write: &WriteRequest) -> Option<TimestampMs> {
+    dedup_record(shard, write).map(|record| record.created_at)
+}
+
+/// Gives every unknown write without a stamp the time its record says it took effect.
+/// `shard_of` names the group of a write; `shards` reads each group's final state.
+pub fn fill_unknown_stamps<R: KvRead>(
+    history: &History,
+    shard_of: impl Fn(&WriteRequest) -> GroupId,
+    shards: &BTreeMap<GroupId, R>,
+) -> History {
+    let mut open: BTreeMap<u64, Option<WriteRequest>> = BTreeMap::new();
+    let mut events = Vec::with_capacity(history.len());
+    for event in history.events() {
+        let mut event: Event = event.clone();
+        match &mut event.kind {
+            EventKind::Invoke(operation) => {
+                let write = match operation {
+                    Operation::Write(write) => Some((**write).clone()),
+                    Operation::Read { .. } => None,
+                };
+                open.insert(event.process, write);
+            }
+            EventKind::Complete(Completion::Info { proposed_ts, .. }) if proposed_ts.is_none() => {
+                if let Some(Some(write)) = open.remove(&event.process) {
+                    let shard = shards.get(&shard_of(&write));
+                    *proposed_ts = shard.and_then(|shard| applied_at(shard, &write));
+                }
+            }
+            EventKind::Complete(_) => {
+                open.remove(&event.process);
+            }
+        }
+        events.push(event);
+    }
+    History::from_events(events)
+}

@@ -1,0 +1,138 @@
+//! The same seed twice gives the same run: the same history, faults, replica digests and
+//! therefore the same trace hash.
+//!
+//! Bit-for-bit reproduction needs tokio's RNG seeded (turmoil seeds it only under
+//! `--cfg tokio_unstable`: tokio's watch channels pick one of eight wait lists at random, which
+//! decides the order in which openraft's tasks wake). Build and run it with
+//!
+//! ```text
+//! RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=~/.cache/auction-cluster/target-tokio-unstable \
+//!     cargo test --release -p auction-sim --test determinism
+//! ```
+//!
+//! Without that flag the test is ignored (the runs are then only equal in their seeded parts).
+//!
+//! What holds today: one seed run in two fresh processes gives one trace hash
+//! (`one_seed_in_two_processes_gives_one_trace`, which runs the `sim` binary twice: exactly how
+//! a printed reproduce command is used). What does not yet: two runs of one seed inside one
+//! process diverge after a while (the `known_failing_*` tests, ignored). The suspects are
+//! process-wide state that outlives a run and wall-clock time leaking into the stack (h2 forgets
+//! locally reset streams after one second of `std::time::Instant` time); see the crate docs.
+
+use std::sync::Mutex;
+
+use auction_sim::{run, SimConfig};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn assert_reproduces(config: &SimConfig) {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let first = run(config);
+    let second = run(config);
+    assert!(
+        first.passed(),
+        "seed {} must pass to be a useful fixture:\n{first}",
+        config.seed
+    );
+    assert!(
+        first.history.len() > 100,
+        "the run did something: {} events",
+        first.history.len()
+    );
+    assert_eq!(
+        first.faults, second.faults,
+        "seed {}: the faults differ between two runs",
+        config.seed
+    );
+    let first_events = first.history.events();
+    let second_events = second.history.events();
+    let diverged = first_events
+        .iter()
+        .zip(second_events)
+        .position(|(one, other)| one != other);
+    assert!(
+        diverged.is_none() && first_events.len() == second_events.len(),
+        "seed {}: the histories differ between two runs (first difference at event {:?} of {} / {}): {:?} vs {:?}",
+        config.seed,
+        diverged,
+        first_events.len(),
+        second_events.len(),
+        diverged.and_then(|index| first_events.get(index)),
+        diverged.and_then(|index| second_events.get(index)),
+    );
+    assert_eq!(
+        first.trace_hash, second.trace_hash,
+        "seed {}: trace hashes differ: {:016x} vs {:016x}",
+        config.seed, first.trace_hash, second.trace_hash
+    );
+}
+
+#[test]
+#[ignore = "KNOWN FAILURE: two runs of one seed in one process diverge (after ~1,000 events), \
+            even with --cfg tokio_unstable and one run at a time; two processes agree"]
+fn known_failing_one_seed_twice_in_one_process_three_nodes() {
+    assert_reproduces(&SimConfig::new(7));
+}
+
+#[test]
+#[ignore = "KNOWN FAILURE: two runs of one seed in one process diverge (after ~150 events), \
+            even with --cfg tokio_unstable and one run at a time; two processes agree"]
+fn known_failing_one_seed_twice_in_one_process_five_nodes() {
+    assert_reproduces(&SimConfig {
+        nodes: 5,
+        duration_ms: 15_000,
+        ..SimConfig::new(11)
+    });
+}
+
+/// The trace hash line of one run of the `sim` binary in a fresh process.
+fn trace_hash_of_process(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .expect("the sim binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "sim {args:?} failed:\n{stdout}");
+    stdout
+        .lines()
+        .find_map(|line| line.split("trace hash ").nth(1).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no trace hash in:\n{stdout}"))
+}
+
+/// A failing seed is reproduced by running the printed command again, in a new process: two
+/// processes of one seed must agree.
+#[test]
+#[cfg_attr(
+    not(tokio_unstable),
+    ignore = "needs RUSTFLAGS=\"--cfg tokio_unstable\" (tokio's RNG is seeded only then)"
+)]
+fn one_seed_in_two_processes_gives_one_trace() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let args = ["--seed", "1"];
+    let first = trace_hash_of_process(&args);
+    let second = trace_hash_of_process(&args);
+    assert_eq!(
+        first, second,
+        "seed 1 in two processes: trace hashes differ"
+    );
+}
+
+#[test]
+fn different_seeds_give_different_traces() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let config = SimConfig {
+        duration_ms: 5_000,
+        ..SimConfig::new(1)
+    };
+    let one = run(&config);
+    let other = run(&SimConfig { seed: 2, ..config });
+    assert!(one.passed(), "{one}");
+    assert!(other.passed(), "{other}");
+    assert_ne!(one.trace_hash, other.trace_hash, "the seed must matter");
+}
