@@ -6,8 +6,10 @@
 //! - A login mints a random 256-bit token; the meta group stores only its SHA-256, so a copy
 //!   of the data cannot be used to log in. The client sends the token as
 //!   `Authorization: Bearer …` or in the HttpOnly `session` cookie.
-//! - A session is looked up in this node's meta replica first and, when it is not there yet
-//!   (a login just taken by another node), through a linearizable read.
+//! - A session is looked up with a linearizable read of the meta group, so a logout taken by
+//!   any node is final everywhere at once (a local-first lookup let a lagging replica accept a
+//!   token that was already logged out). Not done yet: a session cache to spare the read-index
+//!   round trip per authenticated request.
 //! - Roles: guest (no session), user, the seller of an auction (checked by the state machine),
 //!   admin. The cluster admin token (`X-Admin-Token`, from the node's config) may grant roles,
 //!   which is how the first admin is made.
@@ -183,10 +185,9 @@ async fn authenticate<S: NodeStorage>(
         return Ok(None);
     };
     let token_hash = token_hash(&token);
-    let user = match lookup(app, &token_hash, Consistency::Local).await? {
-        Some(user) => Some(user),
-        None => lookup(app, &token_hash, Consistency::Linearizable).await?,
-    };
+    // Linearizable: a logout or a ban committed anywhere must be refused on every node at
+    // once, and a lagging local replica would still hold the deleted session.
+    let user = lookup(app, &token_hash, Consistency::Linearizable).await?;
     Ok(user.map(|user| CurrentUser { user, token_hash }))
 }
 
