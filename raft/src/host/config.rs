@@ -76,6 +76,12 @@ impl HostConfig {
             election_timeout_max: self.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
             max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
+            // A restarted leader must win an election like any node. Restoring its leadership
+            // from the persisted vote (openraft's default) is unsafe with group commit: its own
+            // appends may still be unsynced when the followers' acknowledgements commit them,
+            // so after a crash it would lead with a log and commit index behind the cluster's
+            // and serve stale reads (the simulator's seed 42).
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         config.validate()
