@@ -1,3 +1,6 @@
 # Sourced by the scripts: one cargo target directory outside the clone, shared by tests,
 # benchmarks and binaries (all in the release profile), so the rocksdb C++ build is done once.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/auction-cluster/target}"
+# `--cfg tokio_unstable` lets turmoil seed tokio's own RNG, which makes every simulator run a
+# function of its seed (sim/); it enables no unstable API in our code.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/auction-cluster/target-tokio-unstable}"
+export RUSTFLAGS="${RUSTFLAGS:-} --cfg tokio_unstable"

@@ -6,12 +6,10 @@
 //! `cargo test --release -p auction-sim --test seeds -- --ignored` runs them all, with the
 //! 2,000-seed sweep.
 //!
-//! Not in CI yet: in the ordinary build runs are not reproducible (tokio's RNG is seeded only
-//! under `--cfg tokio_unstable`), so a rare failure in CI could not be replayed. CI should run
-//! these in the deterministic build with its own target directory (next step). Seed 42 found a
-//! real bug this way: a crashed leader restored its leadership at restart with a log behind the
-//! cluster's and served a stale read; fixed with `enable_leader_restore: Some(false)` in
-//! `raft/src/host/config.rs`.
+//! The workspace builds with `--cfg tokio_unstable` (`cluster/bin/env.sh`), so every seed is
+//! reproducible and these sweeps run in CI. Seed 42 found a real bug this way: a crashed leader
+//! restored its leadership at restart with a log behind the cluster's and served a stale read;
+//! fixed with `enable_leader_restore: Some(false)` in `raft/src/host/config.rs`.
 
 use auction_sim::{run_seeds, SimConfig};
 
@@ -38,19 +36,16 @@ fn assert_seeds_pass(base: &SimConfig, first: u64, count: u64) {
 }
 
 #[test]
-#[ignore = "not reproducible outside a tokio_unstable build; see the module doc"]
 fn seeds_0_to_99_pass_on_three_nodes() {
     assert_seeds_pass(&SimConfig::new(0), 0, 100);
 }
 
 #[test]
-#[ignore = "not reproducible outside a tokio_unstable build; see the module doc"]
 fn seeds_100_to_199_pass_on_three_nodes() {
     assert_seeds_pass(&SimConfig::new(0), 100, 100);
 }
 
 #[test]
-#[ignore = "not reproducible outside a tokio_unstable build; see the module doc"]
 fn twenty_seeds_pass_on_five_nodes() {
     let base = SimConfig {
         nodes: 5,
