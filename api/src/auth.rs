@@ -1,8 +1,15 @@
 //! Authentication and roles.
 //!
-//! - Passwords are hashed with argon2id (default parameters, random salt) by the node that
-//!   takes the registration; the meta group stores the PHC string. Hashing and verifying run
-//!   on the blocking pool: they cost tens of milliseconds of CPU by design.
+//! - Passwords are hashed with argon2id (random salt; the cost is [`PasswordHashing`] of the
+//!   `ApiConfig`, argon2's defaults unless a test lowers it) by the node that takes the
+//!   registration; the meta group stores the PHC string, which carries its parameters, so a
+//!   password verifies whatever the verifying node's setting. Hashing and verifying run on
+//!   the blocking pool: they cost tens of milliseconds of CPU by design (the simulation, with a
+//!   trivial cost, runs them inline: [`PasswordHashing::inline`]).
+//! - Randomness (session tokens, salts, and the API's new ids, see [`crate::new_uuid`]) comes
+//!   from the OS, or, for the deterministic simulation only, from a seeded stream
+//!   ([`Entropy::Seeded`]). The router puts the node's [`RequestSecrets`] in scope of every
+//!   request (a task-local), which is how handlers reach them without carrying the config.
 //! - A login mints a random 256-bit token; the meta group stores only its SHA-256, so a copy
 //!   of the data cannot be used to log in. The client sends the token as
 //!   `Authorization: Bearer …` or in the HttpOnly `session` cookie.
@@ -14,13 +21,17 @@
 //!   admin. The cluster admin token (`X-Admin-Token`, from the node's config) may grant roles,
 //!   which is how the first admin is made.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Params, Version};
 use auction_raft::host::NodeStorage;
 use auction_statemachine::{query, Role, User, META_GROUP};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
 use password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
@@ -32,6 +43,8 @@ pub const PASSWORD_CHARS_MIN: usize = 8;
 pub const PASSWORD_CHARS_MAX: usize = 128;
 /// Random bytes in a session token.
 const TOKEN_BYTES: usize = 32;
+/// Random bytes in a password salt (argon2's recommendation).
+const SALT_BYTES: usize = 16;
 pub const SESSION_COOKIE: &str = "session";
 
 pub fn check_password(password: &str) -> ApiResult<()> {
@@ -45,11 +58,123 @@ pub fn check_password(password: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// An argon2id PHC string of `password`, computed on the blocking pool.
+/// The argon2id cost of new password hashes (verification reads the cost from the hash), and
+/// where hashing runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordHashing {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hash and verify on the request's own task instead of the blocking pool. Only for a
+    /// cheap cost in the deterministic simulation: when a blocking-pool job finishes depends on
+    /// real thread timing, which would reorder the simulated node's tasks.
+    pub inline: bool,
+}
+
+impl Default for PasswordHashing {
+    /// argon2's defaults (OWASP's recommendation): 19 MiB, 2 passes, 1 lane, on the blocking
+    /// pool.
+    fn default() -> Self {
+        PasswordHashing {
+            memory_kib: Params::DEFAULT_M_COST,
+            iterations: Params::DEFAULT_T_COST,
+            parallelism: Params::DEFAULT_P_COST,
+            inline: false,
+        }
+    }
+}
+
+/// Runs password work on the blocking pool, or inline when the request's hashing says so.
+async fn password_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let inline = SECRETS
+        .try_with(|secrets| secrets.hashing.inline)
+        .unwrap_or(false);
+    if inline {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work).await
+}
+
+/// Where the API's randomness comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Entropy {
+    /// The operating system's generator: every real node.
+    #[default]
+    Os,
+    /// SIMULATION ONLY: a stream drawn from this seed, so a simulated run is a function of its
+    /// seed. Tokens and ids are then predictable: never configure it in a real cluster.
+    Seeded(u64),
+}
+
+/// A node's hashing cost and source of randomness, in scope of each of its requests.
+#[derive(Debug, Clone)]
+pub struct RequestSecrets {
+    hashing: PasswordHashing,
+    /// The SplitMix64 state of a seeded source.
+    seeded: Option<Arc<Mutex<u64>>>,
+}
+
+impl RequestSecrets {
+    pub fn new(hashing: PasswordHashing, entropy: Entropy) -> RequestSecrets {
+        let seeded = match entropy {
+            Entropy::Os => None,
+            Entropy::Seeded(seed) => Some(Arc::new(Mutex::new(seed))),
+        };
+        RequestSecrets { hashing, seeded }
+    }
+}
+
+tokio::task_local! {
+    static SECRETS: RequestSecrets;
+}
+
+/// Middleware: runs the request with the node's [`RequestSecrets`] in scope.
+pub async fn with_secrets<S: NodeStorage>(
+    State(app): State<SharedApp<S>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    SECRETS.scope(app.secrets.clone(), next.run(request)).await
+}
+
+/// Fills `bytes` with random bytes: the request's seeded stream if it has one, else the OS.
+pub fn fill_random(bytes: &mut [u8]) {
+    let seeded = SECRETS
+        .try_with(|secrets| secrets.seeded.clone())
+        .ok()
+        .flatten();
+    let Some(state) = seeded else {
+        OsRng.fill_bytes(bytes);
+        return;
+    };
+    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    for chunk in bytes.chunks_mut(8) {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+/// An argon2id PHC string of `password`, computed on the blocking pool (or inline, see
+/// [`PasswordHashing::inline`]), at the request's [`PasswordHashing`] cost (the default
+/// outside a request).
 pub async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
+    let cost = SECRETS
+        .try_with(|secrets| secrets.hashing)
+        .unwrap_or_default();
+    let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+        .map_err(|_| ApiError::internal("the password hashing parameters are invalid"))?;
+    let mut salt = [0u8; SALT_BYTES];
+    fill_random(&mut salt);
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|_| ApiError::internal("password hashing failed"))?;
+    password_work(move || {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
     })
@@ -58,9 +183,10 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
     .map_err(|_| ApiError::internal("password hashing failed"))
 }
 
-/// Whether `password` matches the stored PHC string, computed on the blocking pool.
+/// Whether `password` matches the stored PHC string, computed on the blocking pool (or inline,
+/// see [`PasswordHashing::inline`]).
 pub async fn verify_password(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+    password_work(move || {
         PasswordHash::new(&stored)
             .map(|hash| {
                 Argon2::default()
@@ -76,7 +202,7 @@ pub async fn verify_password(password: String, stored: String) -> bool {
 /// A new session token (hex) and the hash the meta group stores.
 pub fn new_token() -> (String, Vec<u8>) {
     let mut bytes = [0u8; TOKEN_BYTES];
-    OsRng.fill_bytes(&mut bytes);
+    fill_random(&mut bytes);
     let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
     let hash = token_hash(&token);
     (token, hash)
@@ -233,6 +359,40 @@ mod tests {
         assert!(verify_password("correct horse".to_owned(), hash.clone()).await);
         assert!(!verify_password("wrong horse".to_owned(), hash).await);
         assert!(check_password("short").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_seeded_source_repeats_and_a_cheap_cost_still_verifies() {
+        let cheap = PasswordHashing {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+            inline: true,
+        };
+        let run = || async {
+            let secrets = RequestSecrets::new(cheap, Entropy::Seeded(7));
+            SECRETS
+                .scope(secrets, async {
+                    let hash = hash_password("correct horse".to_owned())
+                        .await
+                        .expect("hash");
+                    (new_token().0, hash, crate::new_uuid())
+                })
+                .await
+        };
+        let (token, hash, id) = run().await;
+        assert_eq!(
+            (token.clone(), hash.clone(), id),
+            run().await,
+            "one seed, one stream"
+        );
+        assert!(hash.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{hash}");
+        assert!(verify_password("correct horse".to_owned(), hash).await);
+        assert_ne!(
+            token,
+            new_token().0,
+            "outside a seeded request the OS decides"
+        );
     }
 
     #[test]

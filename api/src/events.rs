@@ -1,173 +1,152 @@
 //! Server-sent events, from any node: `GET /auctions/{id}/events` (`bid_placed`,
-//! `auction_extended`, `auction_ended`) and `GET /users/me/events` (`notification`).
+//! `auction_extended`, `auction_ended`) and `GET /users/me/events` (`notification`), with
+//! heartbeats and `Last-Event-ID` resume.
 //!
 //! Every node applies every committed entry of every group and publishes the events of its own
 //! applies ([`RaftHost::subscribe`](auction_raft::host::RaftHost::subscribe)), so a stream on
-//! one node sees bids taken by any other node. A stream starts with a `snapshot` event (the
-//! auction as this replica has it), subscribes before reading it so no event falls in between,
-//! and sends a heartbeat comment every `sse_heartbeat`. An event's id is the log index that
-//! produced it.
+//! one node sees bids taken by any other node. What a stream missed is read back from replicated
+//! state, so any node can resume a stream that another node started:
 //!
-//! Not done yet: replay after `Last-Event-ID` (events are not stored; a resumed stream starts
-//! with a fresh snapshot, from which a client can reconcile); a client too slow for the
-//! node's event buffer gets a `resync` event instead of the events it missed.
+//! - auction streams ([`auction`]): the event id is the auction's event sequence number, which
+//!   is the same on every replica; the events are kept in the auction's event log in its shard
+//!   (the latest `AUCTION_EVENTS_KEPT_MAX`, see `auction_statemachine::auction::event_log`);
+//! - user streams ([`user`]): notifications are stored per user in every shard, numbered by a
+//!   per-shard sequence, so the event id is a cursor with one position per shard,
+//!   `"1:17,2:5,3:0,4:9"` (shard:sequence, ascending shards, every shard listed). Notifications of
+//!   different shards have no common order; each shard's own order is kept, so resuming from any
+//!   id a stream sent gives every later notification exactly once.
+//!
+//! A fresh stream starts with the current state and its id (`snapshot` / `ready`). A resumed
+//! stream subscribes to the live events, then reads the stored ones after the client's id and
+//! sends them, then the live ones, skipping any it already sent; if the id is ahead of this
+//! replica it first catches the replica up with a linearizable read. An id older than what is
+//! kept, or one the cluster never sent, gets an explicit `resync` event and then the current
+//! state with a fresh id. A malformed id is refused (400 `VALIDATION_FAILED`). A stream that
+//! falls behind the node's event buffer reads back what it missed from the store the same way.
+//!
+//! Not done yet: the id is taken from the `Last-Event-ID` header only (no query parameter for
+//! clients that cannot set headers); a user stream replays at most
+//! [`user_feed::USER_REPLAY_MAX`] notifications before it asks for a resync.
 
+mod auction_feed;
+mod user_feed;
+
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 
 use auction_raft::host::NodeStorage;
 use auction_raft::state_machine::AppliedEvent;
-use auction_statemachine::{query, Event};
-use axum::extract::{Path, State};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, KeepAliveStream, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
-use serde_json::json;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
 
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{format_time, Consistency};
-use crate::routes::auctions::auction_id;
-use crate::views::{self, Viewer};
 use crate::SharedApp;
 
-type EventStream = Sse<
-    axum::response::sse::KeepAliveStream<
-        std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>>,
-    >,
->;
+pub use auction_feed::auction;
+pub use user_feed::user;
 
-fn sse_event(name: &str, id: u64, data: serde_json::Value) -> SseEvent {
+/// Longest `Last-Event-ID` accepted, in bytes (a user cursor names every shard).
+pub const LAST_EVENT_ID_BYTES_MAX: usize = 4_096;
+/// Stored events one catch-up step reads and queues, at most.
+pub const REPLAY_PAGE_MAX: usize = 200;
+
+type BoxedStream = Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>>;
+pub type EventStream = Sse<KeepAliveStream<BoxedStream>>;
+
+/// The `Last-Event-ID` header, if the client sent one.
+fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| malformed_id("must be visible ASCII"))?;
+    if text.len() > LAST_EVENT_ID_BYTES_MAX {
+        return Err(malformed_id("is too long"));
+    }
+    Ok(Some(text.trim()))
+}
+
+/// `400 VALIDATION_FAILED` for a `Last-Event-ID` this API never sends.
+fn malformed_id(reason: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_FAILED",
+        format!("Last-Event-ID {reason}; send back the id of an event this stream sent"),
+    )
+    .with("field", "Last-Event-ID")
+}
+
+fn named(name: &str, id: &str, data: &serde_json::Value) -> SseEvent {
     SseEvent::default()
         .event(name)
-        .id(id.to_string())
+        .id(id)
         .data(data.to_string())
 }
 
 fn resync() -> SseEvent {
-    SseEvent::default()
-        .event("resync")
-        .data(r#"{"message":"events were missed; read the current state again"}"#)
+    SseEvent::default().event("resync").data(
+        r#"{"message":"events were missed and are no longer kept; the current state follows"}"#,
+    )
 }
 
-/// The SSE form of an auction event, when it concerns `auction`.
-fn auction_event(
-    applied: &AppliedEvent,
-    auction: auction_statemachine::AuctionId,
-) -> Option<SseEvent> {
-    let index = applied.log_index;
-    match &applied.event {
-        Event::BidPlaced {
-            auction_id,
-            bid,
-            ts,
-        } if *auction_id == auction => {
-            let mut data = views::bid_outcome(bid, *ts);
-            data["steps"] = bid
-                .steps
-                .iter()
-                .map(views::bid_step)
-                .collect::<Vec<_>>()
-                .into();
-            Some(sse_event("bid_placed", index, data))
+/// What a feed does next after one step.
+enum Step {
+    /// Queue these and carry on.
+    Continue,
+    /// The stream ends (the node is shutting down, or a read failed: the client reconnects).
+    End,
+}
+
+/// A source of SSE events: queued ones first, a store catch-up when needed, then live events.
+trait Feed: Send + 'static {
+    fn queue(&mut self) -> &mut VecDeque<SseEvent>;
+    fn receiver(&mut self) -> &mut Receiver<AppliedEvent>;
+    fn catching_up(&self) -> bool;
+    /// Reads what was missed from the store and queues it.
+    fn catch_up(&mut self) -> impl std::future::Future<Output = Step> + Send;
+    /// The SSE form of a live event, if it is for this stream and not sent yet.
+    fn live(&mut self, applied: AppliedEvent) -> Option<SseEvent>;
+    /// Called when the node's buffer dropped events for this stream.
+    fn lagged(&mut self);
+
+    fn next(&mut self) -> impl std::future::Future<Output = Option<SseEvent>> + Send {
+        async move {
+            loop {
+                if let Some(event) = self.queue().pop_front() {
+                    return Some(event);
+                }
+                if self.catching_up() {
+                    match self.catch_up().await {
+                        Step::Continue => continue,
+                        Step::End => return None,
+                    }
+                }
+                match self.receiver().recv().await {
+                    Ok(applied) => {
+                        if let Some(event) = self.live(applied) {
+                            return Some(event);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => self.lagged(),
+                    Err(RecvError::Closed) => return None,
+                }
+            }
         }
-        Event::AuctionExtended {
-            auction_id,
-            end_time,
-            ts,
-        } if *auction_id == auction => Some(sse_event(
-            "auction_extended",
-            index,
-            json!({
-                "auctionId": auction_id.to_string(),
-                "endTime": format_time(*end_time),
-                "serverTime": format_time(*ts),
-            }),
-        )),
-        Event::AuctionEnded {
-            auction_id,
-            status,
-            winner_id,
-            final_price,
-            ts,
-        } if *auction_id == auction => Some(sse_event(
-            "auction_ended",
-            index,
-            json!({
-                "auctionId": auction_id.to_string(),
-                "status": status.as_str(),
-                "winnerId": winner_id.map(|id| id.to_string()),
-                "finalPrice": final_price.map(|price| price.to_string()),
-                "serverTime": format_time(*ts),
-            }),
-        )),
-        _ => None,
     }
 }
 
-fn keep_alive<S: NodeStorage>(app: &SharedApp<S>) -> KeepAlive {
-    KeepAlive::new()
+fn into_sse<S: NodeStorage, F: Feed>(app: &SharedApp<S>, feed: F) -> EventStream {
+    let events = stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        Some((Ok::<_, Infallible>(event), feed))
+    });
+    let keep_alive = KeepAlive::new()
         .interval(app.config.sse_heartbeat)
-        .text("heartbeat")
-}
-
-pub async fn auction<S: NodeStorage>(
-    State(app): State<SharedApp<S>>,
-    Path(id): Path<String>,
-) -> ApiResult<EventStream> {
-    let id = auction_id(&id)?;
-    let group = app.shard_of(id);
-    let receiver = app.host.subscribe();
-    // The local replica first; an auction created a moment ago elsewhere may not be applied
-    // here yet, so "not found" is confirmed with a linearizable read.
-    let local = app.reader(group, Consistency::Local).await?;
-    let current = match query::auction(&local, id)? {
-        Some(auction) => auction,
-        None => {
-            let reader = app.reader(group, Consistency::Linearizable).await?;
-            query::auction(&reader, id)?.ok_or_else(ApiError::auction_not_found)?
-        }
-    };
-    let snapshot = SseEvent::default().event("snapshot").data(
-        json!({ "auction": views::auction(&current, app.now_ms(), Viewer::GUEST) }).to_string(),
-    );
-    let live = BroadcastStream::new(receiver).filter_map(move |item| {
-        let event = match item {
-            Ok(applied) if applied.group == group => auction_event(&applied, id),
-            Ok(_) => None,
-            Err(BroadcastStreamRecvError::Lagged(_)) => Some(resync()),
-        };
-        std::future::ready(event.map(Ok))
-    });
-    let stream = stream::once(std::future::ready(Ok(snapshot))).chain(live);
-    Ok(Sse::new(stream.boxed()).keep_alive(keep_alive(&app)))
-}
-
-pub async fn user<S: NodeStorage>(
-    State(app): State<SharedApp<S>>,
-    current: CurrentUser,
-) -> ApiResult<EventStream> {
-    let user = current.user.id;
-    let receiver = app.host.subscribe();
-    let hello = SseEvent::default()
-        .event("ready")
-        .data(json!({ "userId": user.to_string() }).to_string());
-    let live = BroadcastStream::new(receiver).filter_map(move |item| {
-        let event = match item {
-            Ok(AppliedEvent {
-                log_index,
-                event: Event::Notification(notification),
-                ..
-            }) if notification.user_id == user => Some(sse_event(
-                "notification",
-                log_index,
-                views::notification(&notification),
-            )),
-            Ok(_) => None,
-            Err(BroadcastStreamRecvError::Lagged(_)) => Some(resync()),
-        };
-        std::future::ready(event.map(Ok))
-    });
-    let stream = stream::once(std::future::ready(Ok(hello))).chain(live);
-    Ok(Sse::new(stream.boxed()).keep_alive(keep_alive(&app)))
+        .text("heartbeat");
+    Sse::new(events.boxed() as BoxedStream).keep_alive(keep_alive)
 }

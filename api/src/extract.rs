@@ -78,6 +78,26 @@ fn field_of(path: &str, error: &serde_json::Error) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmountText(pub String);
 
+/// In the OpenAPI document: a string such as `"55.00"`, or a number.
+impl utoipa::PartialSchema for AmountText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .examples([serde_json::json!("55.00")]),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .description(Some(
+                "Money: at most 2 decimals, above 0, at most 1,000,000,000.00",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AmountText {}
+
 impl<'de> Deserialize<'de> for AmountText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match Value::deserialize(deserializer)? {

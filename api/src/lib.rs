@@ -21,13 +21,12 @@
 //!
 //! Metrics: [`metrics`] (`GET /metrics`, Prometheus text).
 //!
-//! The OpenAPI document: [`openapi`] (a route table checked against the router by the
-//! black-box tests).
+//! The OpenAPI document: [`openapi`] (generated with utoipa from the views and request bodies,
+//! checked against the router by a unit test and by the black-box tests).
 //!
-//! Not done yet: body schemas in the OpenAPI document, a per-node derived
-//! index for listings (today every listing scans each shard's auctions, bounded by
-//! [`listing::SCAN_PER_SHARD_MAX`]), SSE replay after `Last-Event-ID` (a resumed stream starts
-//! with a fresh snapshot instead), a paged audit log (the latest entries of each group only).
+//! Not done yet: a per-node derived index for listings (today every listing scans each shard's
+//! auctions, bounded by [`listing::SCAN_PER_SHARD_MAX`]), a paged audit log (the latest entries
+//! of each group only).
 
 pub mod auth;
 pub mod error;
@@ -65,6 +64,11 @@ pub struct ApiConfig {
     /// Interval of SSE heartbeat comments.
     pub sse_heartbeat: Duration,
     pub rate_limits: limits::RateLimitConfig,
+    /// The cost of new password hashes (argon2's defaults; tests and simulations lower it).
+    pub password_hashing: auth::PasswordHashing,
+    /// Where tokens, salts and new ids come from: the OS, except in the deterministic
+    /// simulation.
+    pub entropy: auth::Entropy,
 }
 
 impl Default for ApiConfig {
@@ -75,6 +79,8 @@ impl Default for ApiConfig {
             cookie_secure: false,
             sse_heartbeat: Duration::from_secs(15),
             rate_limits: limits::RateLimitConfig::default(),
+            password_hashing: auth::PasswordHashing::default(),
+            entropy: auth::Entropy::default(),
         }
     }
 }
@@ -85,6 +91,8 @@ pub struct App<S: NodeStorage> {
     pub config: ApiConfig,
     pub limits: limits::RateLimits,
     pub metrics: metrics::HttpMetrics,
+    /// In scope of every request (see [`auth::with_secrets`]).
+    pub secrets: auth::RequestSecrets,
 }
 
 pub type SharedApp<S> = Arc<App<S>>;
@@ -100,9 +108,11 @@ pub struct Written {
 impl<S: NodeStorage> App<S> {
     pub fn new(host: Arc<RaftHost<S>>, config: ApiConfig) -> SharedApp<S> {
         let limits = limits::RateLimits::new(config.rate_limits);
+        let secrets = auth::RequestSecrets::new(config.password_hashing, config.entropy);
         Arc::new(App {
             host,
             config,
+            secrets,
             limits,
             metrics: metrics::HttpMetrics::default(),
         })
@@ -116,10 +126,10 @@ impl<S: NodeStorage> App<S> {
         shard::shard_of(auction_id, self.shard_count())
     }
 
-    /// Wall-clock ms of this node, for `serverTime` and statuses of reads.
+    /// Wall-clock ms of this node, for `serverTime` and statuses of reads: the host's clock,
+    /// the one its commands are stamped with (simulated time in the simulator).
     pub fn now_ms(&self) -> TimestampMs {
-        use auction_raft::host::Clock;
-        auction_raft::host::SystemClock.now_ms()
+        self.host.clock().now_ms()
     }
 
     /// Proposes `op` to `group` and waits for its applied result; a rejection is an error.
@@ -181,9 +191,12 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// A fresh random id for a new object or request.
+/// A fresh random (version 4) id for a new object or request, from the request's source of
+/// randomness (see [`auth::fill_random`]).
 pub fn new_uuid() -> uuid::Uuid {
-    uuid::Uuid::new_v4()
+    let mut bytes = [0u8; 16];
+    auth::fill_random(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 /// The whole HTTP surface of a node: the API, the operations endpoints, JSON fallbacks, the
@@ -202,6 +215,12 @@ pub fn router<S: NodeStorage>(host: Arc<RaftHost<S>>, config: ApiConfig) -> Rout
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track::<S>,
+        ))
+        // Outermost, so every handler and middleware runs with the node's randomness and
+        // hashing cost in scope.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::with_secrets::<S>,
         ))
         .with_state(app)
 }

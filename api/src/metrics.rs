@@ -1,22 +1,31 @@
 //! `GET /metrics` in the Prometheus text format: HTTP requests by route, method and status,
-//! request latency histograms by route, and per Raft group: term, known leader, whether this
-//! node leads, last log and applied indexes.
+//! request latency histograms by route, bids answered by kind and outcome code
+//! (`auction_bids_total`), open SSE streams by route, and per Raft group: term, known leader,
+//! whether this node leads, last log and applied indexes.
 //!
 //! Labels come from the matched route template (`/api/v1/auctions/{id}`), never from the raw
-//! path, so the number of series is bounded by the routes. The counters are in-process and
-//! start at zero when the node starts. Not here yet: bid outcomes by code, SSE stream gauges,
-//! forwarding counters from the Raft host.
+//! path, and from static codes, so the number of series is bounded by the routes and codes.
+//! The counters are in-process and start at zero when the node starts. An SSE stream is
+//! counted open from its response head until its body is dropped (the client went away or
+//! the node stops), without touching the stream's handler.
+//!
+//! Not here yet: forwarding counters from the Raft host; bid refusals that happen before the
+//! bid handler runs (no session, unparsable body or path) are in `http_requests_total` only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use auction_raft::host::NodeStorage;
+use auction_statemachine::outcome::BidOutcome;
+use auction_statemachine::Op;
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use openraft::async_runtime::WatchReceiver;
 
 use crate::SharedApp;
@@ -32,25 +41,120 @@ struct Latency {
     sum_ms: u64,
 }
 
+/// The bid-like commands, the `kind` label of `auction_bids_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BidKind {
+    Bid,
+    Proxy,
+    BuyNow,
+}
+
+impl BidKind {
+    /// The kind of a bid-like command; `None` for any other command.
+    pub fn of(op: &Op) -> Option<BidKind> {
+        match op {
+            Op::PlaceBid { .. } => Some(BidKind::Bid),
+            Op::PlaceProxyBid { .. } => Some(BidKind::Proxy),
+            Op::BuyNow { .. } => Some(BidKind::BuyNow),
+            _ => None,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            BidKind::Bid => "bid",
+            BidKind::Proxy => "proxy",
+            BidKind::BuyNow => "buy_now",
+        }
+    }
+}
+
+/// The `code` of an accepted bid: `winning` or `outbid`; `replayed` for a retry answered with
+/// the recorded outcome, which is not a new bid and must not count as one twice.
+pub fn accepted_code(replayed: bool, outcome: &BidOutcome) -> &'static str {
+    match (replayed, outcome.winning) {
+        (true, _) => "replayed",
+        (false, true) => "winning",
+        (false, false) => "outbid",
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Latency>,
+    bids: BTreeMap<(BidKind, &'static str), u64>,
+}
+
+/// Open SSE streams by route template; shared with the guards inside the streams' bodies.
+#[derive(Default)]
+struct SseStreams {
+    open: Mutex<BTreeMap<String, u64>>,
+}
+
+impl SseStreams {
+    fn open(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Counts one stream as open until it is dropped with the response body.
+struct OpenStream {
+    streams: Arc<SseStreams>,
+    route: String,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        if let Some(count) = self.streams.open().get_mut(&self.route) {
+            *count = count.saturating_sub(1);
+        }
+    }
 }
 
 /// The HTTP metrics of one node.
 #[derive(Default)]
 pub struct HttpMetrics {
     inner: Mutex<Inner>,
+    sse: Arc<SseStreams>,
 }
 
 impl HttpMetrics {
-    pub fn record(&self, route: &str, method: &str, status: u16, elapsed_ms: u64) {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
         // A std mutex: the critical section is a few map updates, never held across an await.
-        let mut inner = self
-            .inner
+        self.inner
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one answer to a bid-like command: `code` is [`accepted_code`] or the error code.
+    /// Nothing is counted without a kind (the command was not a bid).
+    pub fn record_bid(&self, kind: Option<BidKind>, code: &'static str) {
+        if let Some(kind) = kind {
+            *self.inner().bids.entry((kind, code)).or_default() += 1;
+        }
+    }
+
+    /// Counts `response` as an open SSE stream of `route` until its body is dropped.
+    fn hold_stream(&self, route: String, response: Response) -> Response {
+        *self.sse.open().entry(route.clone()).or_default() += 1;
+        let guard = OpenStream {
+            streams: self.sse.clone(),
+            route,
+        };
+        let (parts, body) = response.into_parts();
+        // The guard lives in the stream's closure, so it is dropped with the body.
+        let body = body.into_data_stream().map(move |chunk| {
+            let _open = &guard;
+            chunk
+        });
+        Response::from_parts(parts, Body::from_stream(body))
+    }
+
+    pub fn record(&self, route: &str, method: &str, status: u16, elapsed_ms: u64) {
+        let mut inner = self.inner();
         *inner
             .requests
             .entry((route.to_owned(), method.to_owned(), status))
@@ -66,10 +170,36 @@ impl HttpMetrics {
     }
 
     fn render(&self, out: &mut String) {
-        let inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.render_requests(out);
+        self.render_bids(out);
+        self.render_streams(out);
+    }
+
+    fn render_bids(&self, out: &mut String) {
+        let inner = self.inner();
+        out.push_str("# HELP auction_bids_total Bids, proxy bids and purchases answered by this node, by kind and code (winning, outbid, replayed, or the error code).\n");
+        out.push_str("# TYPE auction_bids_total counter\n");
+        for ((kind, code), count) in &inner.bids {
+            let kind = kind.label();
+            let _ = writeln!(
+                out,
+                "auction_bids_total{{kind=\"{kind}\",code=\"{code}\"}} {count}"
+            );
+        }
+    }
+
+    fn render_streams(&self, out: &mut String) {
+        out.push_str(
+            "# HELP http_sse_streams_open SSE streams open on this node, by route template.\n",
+        );
+        out.push_str("# TYPE http_sse_streams_open gauge\n");
+        for (route, count) in self.sse.open().iter() {
+            let _ = writeln!(out, "http_sse_streams_open{{route=\"{route}\"}} {count}");
+        }
+    }
+
+    fn render_requests(&self, out: &mut String) {
+        let inner = self.inner();
         out.push_str("# HELP http_requests_total HTTP requests answered, by route template, method and status.\n");
         out.push_str("# TYPE http_requests_total counter\n");
         for ((route, method, status), count) in &inner.requests {
@@ -125,7 +255,18 @@ pub async fn track<S: NodeStorage>(
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     app.metrics
         .record(&route, &method, response.status().as_u16(), elapsed_ms);
+    if is_event_stream(&response) {
+        return app.metrics.hold_stream(route, response);
+    }
     response
+}
+
+fn is_event_stream(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"))
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, values: &[(u64, u64)]) {
@@ -213,5 +354,89 @@ mod tests {
         assert!(
             out.contains("http_request_duration_seconds_count{route=\"/api/v1/auctions/{id}\"} 2")
         );
+    }
+
+    #[test]
+    fn bid_outcomes_are_counted_by_kind_and_code() {
+        let metrics = HttpMetrics::default();
+        metrics.record_bid(Some(BidKind::Bid), "winning");
+        metrics.record_bid(Some(BidKind::Bid), "winning");
+        metrics.record_bid(Some(BidKind::Proxy), "BID_TOO_LOW");
+        metrics.record_bid(Some(BidKind::BuyNow), "replayed");
+        metrics.record_bid(None, "winning");
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains("auction_bids_total{kind=\"bid\",code=\"winning\"} 2"));
+        assert!(out.contains("auction_bids_total{kind=\"proxy\",code=\"BID_TOO_LOW\"} 1"));
+        assert!(out.contains("auction_bids_total{kind=\"buy_now\",code=\"replayed\"} 1"));
+        assert_eq!(out.matches("auction_bids_total{").count(), 3, "{out}");
+    }
+
+    #[test]
+    fn bid_kinds_and_accepted_codes() {
+        use auction_statemachine::money::Money;
+        use auction_statemachine::{AuctionId, RequestId, UserId};
+        let (auction_id, user) = (AuctionId(uuid::Uuid::nil()), UserId(uuid::Uuid::nil()));
+        let bid = Op::PlaceBid {
+            auction_id,
+            bidder: user,
+            amount: "1.00".to_owned(),
+        };
+        assert_eq!(BidKind::of(&bid), Some(BidKind::Bid));
+        assert_eq!(
+            BidKind::of(&Op::BuyNow {
+                auction_id,
+                buyer: user
+            }),
+            Some(BidKind::BuyNow)
+        );
+        assert_eq!(BidKind::of(&Op::Tick), None);
+        let mut outcome = BidOutcome {
+            bid_id: RequestId(uuid::Uuid::nil()),
+            auction_id,
+            bidder_id: user,
+            winning: true,
+            amount: Money::parse("1.00").expect("money"),
+            current_price: Money::parse("1.00").expect("money"),
+            high_bidder_id: user,
+            end_time: 0,
+            bid_count: 1,
+            steps: Vec::new(),
+        };
+        assert_eq!(accepted_code(false, &outcome), "winning");
+        assert_eq!(accepted_code(true, &outcome), "replayed");
+        outcome.winning = false;
+        assert_eq!(accepted_code(false, &outcome), "outbid");
+    }
+
+    fn stream_response() -> Response {
+        ([(header::CONTENT_TYPE, "text/event-stream")], "data: x\n\n").into_response()
+    }
+
+    #[test]
+    fn an_sse_stream_is_open_until_its_body_is_dropped() {
+        let metrics = HttpMetrics::default();
+        let route = "/api/v1/auctions/{id}/events";
+        assert!(is_event_stream(&stream_response()));
+        assert!(!is_event_stream(&"plain".into_response()));
+        let first = metrics.hold_stream(route.to_owned(), stream_response());
+        let second = metrics.hold_stream(route.to_owned(), stream_response());
+        let gauge = |metrics: &HttpMetrics| {
+            let mut out = String::new();
+            metrics.render(&mut out);
+            out.lines()
+                .find(|line| line.starts_with("http_sse_streams_open{"))
+                .map(str::to_owned)
+        };
+        let open = |count: u32| {
+            Some(format!(
+                "http_sse_streams_open{{route=\"{route}\"}} {count}"
+            ))
+        };
+        assert_eq!(gauge(&metrics), open(2));
+        drop(first);
+        assert_eq!(gauge(&metrics), open(1));
+        drop(second);
+        assert_eq!(gauge(&metrics), open(0));
     }
 }

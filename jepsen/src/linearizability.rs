@@ -281,15 +281,14 @@ struct SearchOp<'a> {
 
 /// The operations of the history cut after event `cut` (all of it when `None`): operations
 /// invoked later are left out, acknowledged ones completing later become unknown.
-/// Also says whether any two writes share a request id or idempotency key.
-fn search_ops<'a>(ops: &[&'a OpRecord], cut: Option<usize>) -> (Vec<SearchOp<'a>>, bool) {
+fn search_ops<'a>(ops: &[&'a OpRecord], cut: Option<usize>) -> Vec<SearchOp<'a>> {
     let limit = cut.unwrap_or(usize::MAX);
     let mut out: Vec<SearchOp<'a>> = ops
         .iter()
         .filter(|op| op.invoke_index <= limit)
         .filter_map(|op| search_op(op, limit))
         .collect();
-    let shared = mark_shared(&mut out);
+    mark_shared(&mut out);
     if needs_close(&out) {
         out.push(SearchOp {
             record: None,
@@ -298,7 +297,7 @@ fn search_ops<'a>(ops: &[&'a OpRecord], cut: Option<usize>) -> (Vec<SearchOp<'a>
             kind: Kind::Close,
         });
     }
-    (out, shared)
+    out
 }
 
 fn search_op(op: &OpRecord, limit: usize) -> Option<SearchOp<'_>> {
@@ -346,8 +345,7 @@ fn search_op(op: &OpRecord, limit: usize) -> Option<SearchOp<'_>> {
 }
 
 /// Marks unknown writes whose request id or (actor, idempotency key) another write shares.
-/// Returns whether any identity is shared.
-fn mark_shared(ops: &mut [SearchOp<'_>]) -> bool {
+fn mark_shared(ops: &mut [SearchOp<'_>]) {
     let mut seen: HashMap<Identity, usize> = HashMap::new();
     for op in ops.iter() {
         for identity in identities(op) {
@@ -360,7 +358,6 @@ fn mark_shared(ops: &mut [SearchOp<'_>]) -> bool {
             *shared = is_shared;
         }
     }
-    seen.values().any(|count| *count > 1)
 }
 
 /// What a write is de-duplicated under: its request id, and its actor's idempotency key.
@@ -457,8 +454,12 @@ fn search(
     cut: Option<usize>,
     limit: u64,
 ) -> SearchRun {
-    let (ops, shared) = search_ops(records, cut);
-    let model = Model::with_dedup(auction_id, shared);
+    let ops = search_ops(records, cut);
+    let writes = ops.iter().filter_map(|op| match &op.kind {
+        Kind::OkWrite { write, .. } | Kind::UnknownWrite { write, .. } => Some(*write),
+        Kind::Read { .. } | Kind::Close => None,
+    });
+    let model = Model::for_writes(auction_id, writes);
     let mut by_return: Vec<usize> = (0..ops.len())
         .filter(|i| ops[*i].returns.is_some())
         .collect();

@@ -10,8 +10,10 @@
 //! the write could have taken effect).
 //!
 //! A model state keeps only what a later command reads: the auction, its end-index entry, the
-//! clock, bans, the watch records and, when a request id or idempotency key recurs in the part,
-//! the de-duplication records. Bid history steps, notifications and listing indexes are written
+//! clock, bans, the watch records and the de-duplication records of the request ids and
+//! idempotency keys that recur in the part (a record is read only by a later command with the
+//! same identity; keeping every record made states grow with the history and the search
+//! quadratic). Bid history steps, notifications and listing indexes are written
 //! and then dropped: no command reads them, and an outcome carries its own steps.
 //!
 //! Closing an auction is leader housekeeping (a `Tick`) that clients never invoke; the model
@@ -26,6 +28,7 @@
 //! from a group-wide sequence), so outcomes that contain them are not modelled.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeSet;
 use std::hash::Hasher;
 
 use auction_statemachine::ids::{AuctionId, TimestampMs};
@@ -56,12 +59,44 @@ const DEDUP_TAGS: [u8; 2] = [keys::DEDUP, keys::DEDUP_EXPIRY];
 /// Most records of one kind a model state holds; far above what one auction's history makes.
 const MODEL_RECORDS_MAX: usize = 1 << 20;
 
+/// Which de-duplication records a model keeps.
+#[derive(Clone, Debug)]
+enum DedupKept {
+    All,
+    /// The records of these identities ([`dedup_identity`]) only.
+    Only(BTreeSet<Vec<u8>>),
+}
+
+/// The identity the state machine de-duplicates a write under: `[1] actor key` with an
+/// idempotency key, `[2] request id` without. It mirrors the state machine's private
+/// `DedupKey`; if that changes, a model keeps the wrong records and replays show up as false
+/// violations (never as missed bugs), which the replay tests of this crate catch.
+pub fn dedup_identity(write: &WriteRequest) -> Vec<u8> {
+    match &write.idempotency_key {
+        Some(key) => {
+            let actor = write.op.actor().map(|user| user.0).unwrap_or_default();
+            let mut bytes = vec![1u8];
+            bytes.extend_from_slice(actor.as_bytes());
+            bytes.extend_from_slice(key.as_bytes());
+            bytes
+        }
+        None => {
+            let mut bytes = vec![2u8];
+            bytes.extend_from_slice(write.request_id.as_bytes());
+            bytes
+        }
+    }
+}
+
+/// Offset of the identity in a de-duplication expiry key: the tag, then an 8-byte time.
+const DEDUP_EXPIRY_IDENTITY_AT: usize = 9;
+
 /// The model of one auction's shard.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Model {
     machine: StateMachine,
     auction_id: AuctionId,
-    keep_dedup: bool,
+    dedup: DedupKept,
 }
 
 /// Why a step does not reproduce what the cluster answered.
@@ -77,10 +112,36 @@ impl Model {
     /// A model that drops de-duplication records unless `keep_dedup`: sound when no two
     /// writes of the part share a request id or an idempotency key, and much smaller.
     pub fn with_dedup(auction_id: AuctionId, keep_dedup: bool) -> Model {
+        let dedup = if keep_dedup {
+            DedupKept::All
+        } else {
+            DedupKept::Only(BTreeSet::new())
+        };
         Model {
             machine: StateMachine::new(MODEL_GROUP),
             auction_id,
-            keep_dedup,
+            dedup,
+        }
+    }
+
+    /// A model that keeps the de-duplication records of the identities that more than one of
+    /// `writes` (the part's writes) have: sound, and as small as the part allows.
+    pub fn for_writes<'w>(
+        auction_id: AuctionId,
+        writes: impl IntoIterator<Item = &'w WriteRequest>,
+    ) -> Model {
+        let mut seen = BTreeSet::new();
+        let mut recurring = BTreeSet::new();
+        for write in writes {
+            let identity = dedup_identity(write);
+            if !seen.insert(identity.clone()) {
+                recurring.insert(identity);
+            }
+        }
+        Model {
+            machine: StateMachine::new(MODEL_GROUP),
+            auction_id,
+            dedup: DedupKept::Only(recurring),
         }
     }
 
@@ -101,10 +162,23 @@ impl Model {
     /// Drops the records no later step reads, so states stay small and equal states compare
     /// equal however they were reached.
     fn compact(&self, state: &mut MemKv) -> Result<(), StoreError> {
-        let dedup: &[u8] = if self.keep_dedup { &[] } else { &DEDUP_TAGS };
-        for tag in WRITE_ONLY_TAGS.iter().chain(dedup) {
-            for (key, _) in state.scan(&[*tag], None, MODEL_RECORDS_MAX)? {
+        for tag in WRITE_ONLY_TAGS {
+            for (key, _) in state.scan(&[tag], None, MODEL_RECORDS_MAX)? {
                 state.delete(&key)?;
+            }
+        }
+        let DedupKept::Only(kept) = &self.dedup else {
+            return Ok(());
+        };
+        let identity_at = [1, DEDUP_EXPIRY_IDENTITY_AT];
+        for (tag, at) in DEDUP_TAGS.into_iter().zip(identity_at) {
+            for (key, _) in state.scan(&[tag], None, MODEL_RECORDS_MAX)? {
+                let keep = key
+                    .get(at..)
+                    .is_some_and(|identity| kept.contains(identity));
+                if !keep {
+                    state.delete(&key)?;
+                }
             }
         }
         Ok(())
@@ -209,18 +283,20 @@ fn last_applied_ts(state: &MemKv) -> Result<TimestampMs, Mismatch> {
         .last_applied_ts)
 }
 
-/// A 128-bit digest of a model state for memoization within one process (two independent
-/// 64-bit hashes; a false match needs both to collide).
+/// A 128-bit digest of a model state for memoization within one process: two SipHash digests
+/// started from different prefixes (a false match needs both to collide). SipHash, not FNV:
+/// hashing states is the search's hottest loop, and FNV goes a byte at a time.
 pub fn state_hash(state: &MemKv) -> u128 {
-    let mut fnv = crate::checks::Fnv1a64::new();
-    let mut sip = DefaultHasher::new();
+    let mut one = DefaultHasher::new();
+    let mut two = DefaultHasher::new();
+    two.write_u64(0x9e37_79b9_7f4a_7c15);
     for (key, value) in state.iter() {
-        fnv.write_framed(key);
-        fnv.write_framed(value);
-        sip.write_usize(key.len());
-        sip.write(key);
-        sip.write_usize(value.len());
-        sip.write(value);
+        for sip in [&mut one, &mut two] {
+            sip.write_usize(key.len());
+            sip.write(key);
+            sip.write_usize(value.len());
+            sip.write(value);
+        }
     }
-    (u128::from(fnv.finish()) << 64) | u128::from(sip.finish())
+    (u128::from(one.finish()) << 64) | u128::from(two.finish())
 }

@@ -5,14 +5,14 @@
 //! of `auction-api`, and shuts down gracefully ([`runtime`]); the local 3-node cluster
 //! launcher ([`local_cluster`]).
 //!
-//! Binaries: `auction-node` (a node, or `auction-node local-cluster`), `auctionctl` and
-//! `raft-bench` (bids through Raft on a 3-node loopback cluster).
-//!
-//! `auctionctl` (`src/bin/auctionctl.rs`): `user grant-admin EMAIL` (the first admin, with
-//! the cluster admin token) and `status`, over any node's HTTP API.
-//!
-//! Not done yet: `auctionctl` membership commands and the load generator (`auctionctl bench`).
+//! Binaries: `auction-node` (a node, or `auction-node local-cluster`), `auctionctl` (the admin
+//! CLI over any node's HTTP API: users, status, membership, leader transfer, snapshots, the
+//! load generator; commands in [`ctl`] and [`bench`]), `raft-bench` (bids through Raft on a
+//! 3-node loopback cluster) and `cluster-e2e` (the docker cluster's end-to-end test, [`e2e`]).
 
+pub mod bench;
 pub mod config;
+pub mod ctl;
+pub mod e2e;
 pub mod local_cluster;
 pub mod runtime;

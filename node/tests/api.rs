@@ -1076,7 +1076,7 @@ async fn admin_and_rbac(ctx: &Ctx<'_>) {
         .expect_error(403, "FORBIDDEN");
     // The first admin, made with `auctionctl user grant-admin EMAIL` and the cluster token.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_auctionctl"))
-        .args(["--node", ctx.cluster.url(2)])
+        .args(["--node", ctx.cluster.url(2), "--json"])
         .args(["user", "grant-admin", "admin@example.com"])
         .env("AUCTION_ADMIN_TOKEN", ADMIN_TOKEN)
         .output()

@@ -7,6 +7,18 @@
 //! action is bounded ([`ATTEMPTS_MAX`] per group); an action that cannot be done (no quorum
 //! under a partition) is given up and logged. The process ends when the driver says stop and
 //! the queue is empty.
+//!
+//! Membership: [`AdminAction::Demote`] keeps the node as a learner (it still receives the log);
+//! [`AdminAction::Remove`] drops it from the group outright (it receives nothing, and may keep
+//! campaigning with its stale view: a disruptive removed server is part of what the simulation
+//! checks). [`AdminAction::Promote`] brings a node back from either: it adds the node as a
+//! learner, waits (at most [`CATCH_UP_MS_MAX`]) until the leader reports that it has replicated
+//! the log up to the leader's last index at the start of the wait, then makes every node a voter
+//! again. A learner that has not caught up in time is promoted anyway (logged): that costs only
+//! availability, and the run's end (see [`crate::run`]) checks that every node is a voter of
+//! every group with the same state.
+//!
+//! Not done yet: actions on several groups at once (one group after the other today).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -15,7 +27,8 @@ use std::time::Duration;
 
 use auction_proto::admin::admin_service_client::AdminServiceClient;
 use auction_proto::admin::{
-    AddLearnerRequest, ChangeMembershipRequest, GroupResults, NodeAddress, TransferLeaderRequest,
+    AddLearnerRequest, ChangeMembershipRequest, GroupResults, NodeAddress, ServerState,
+    StatusRequest, TransferLeaderRequest,
 };
 use auction_raft::network::NetworkConfig;
 use auction_raft::GroupId;
@@ -29,6 +42,10 @@ pub const ATTEMPTS_MAX: u32 = 8;
 pub const RETRY_PAUSE_MS: u64 = 250;
 /// Time limit of one admin RPC.
 pub const RPC_TIMEOUT_MS: u64 = 3_000;
+/// Longest wait for a re-added learner to catch up before it is promoted.
+pub const CATCH_UP_MS_MAX: u64 = 10_000;
+/// Pause between two looks at a learner's progress.
+pub const CATCH_UP_POLL_MS: u64 = 200;
 
 /// What the admin process is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +54,10 @@ pub enum AdminAction {
     TransferLeader { group: GroupId, from: u64, to: u64 },
     /// Make `node` a learner of every group (a voter removed, its data kept).
     Demote { node: u64 },
-    /// Add `node` as a learner (a no-op if it is one) and promote it: every node a voter.
+    /// Drop `node` from every group: neither voter nor learner.
+    Remove { node: u64 },
+    /// Add `node` as a learner (a no-op if it is one), let it catch up, promote it: every
+    /// node a voter.
     Promote { node: u64 },
 }
 
@@ -134,8 +154,11 @@ async fn on_leader(
                     via = via % nodes + 1;
                     continue;
                 };
-                if result.ok {
+                if result.ok && result.error.is_empty() {
                     return format!("done via n{via}");
+                }
+                if result.ok {
+                    return format!("done via n{via} ({})", result.error);
                 }
                 last_error = result.error.clone();
                 via = match result.leader_id {
@@ -159,22 +182,21 @@ async fn call(
     action: &AdminAction,
     nodes: u64,
 ) -> Result<GroupResults, String> {
-    let timeout = Duration::from_millis(RPC_TIMEOUT_MS);
-    let reply = match action {
+    match action {
         AdminAction::TransferLeader { to, .. } => {
             let request = TransferLeaderRequest {
                 group_id: group,
                 to_node_id: *to,
             };
-            tokio::time::timeout(timeout, client.transfer_leader(request)).await
+            bounded(client.transfer_leader(request)).await
         }
         AdminAction::Demote { node } => {
-            let request = ChangeMembershipRequest {
-                group_ids: vec![group],
-                voter_ids: (1..=nodes).filter(|id| id != node).collect(),
-                retain_removed: true,
-            };
-            tokio::time::timeout(timeout, client.change_membership(request)).await
+            let voters = (1..=nodes).filter(|id| id != node).collect();
+            change_voters(client, group, voters, true).await
+        }
+        AdminAction::Remove { node } => {
+            let voters = (1..=nodes).filter(|id| id != node).collect();
+            change_voters(client, group, voters, false).await
         }
         AdminAction::Promote { node } => {
             let learner = AddLearnerRequest {
@@ -185,23 +207,90 @@ async fn call(
                 }),
                 blocking: false,
             };
-            match tokio::time::timeout(timeout, client.add_learner(learner)).await {
-                Ok(Ok(reply)) if reply.get_ref().results.iter().all(|r| r.ok) => {}
-                Ok(Ok(reply)) => return Ok(reply.into_inner()),
-                Ok(Err(status)) => return Err(status.message().to_owned()),
-                Err(_) => return Err("add learner timed out".to_owned()),
+            let added = bounded(client.add_learner(learner)).await?;
+            if !added.results.iter().all(|result| result.ok) {
+                return Ok(added);
             }
-            let request = ChangeMembershipRequest {
-                group_ids: vec![group],
-                voter_ids: (1..=nodes).collect(),
-                retain_removed: true,
-            };
-            tokio::time::timeout(timeout, client.change_membership(request)).await
+            let caught_up = caught_up(client, group, *node).await;
+            let mut promoted = change_voters(client, group, (1..=nodes).collect(), true).await?;
+            for result in &mut promoted.results {
+                if result.ok && !caught_up {
+                    result.error = format!("n{node} promoted before it caught up");
+                }
+            }
+            Ok(promoted)
         }
-    };
-    match reply {
+    }
+}
+
+/// An admin RPC bounded by [`RPC_TIMEOUT_MS`].
+async fn bounded(
+    rpc: impl std::future::Future<Output = Result<tonic::Response<GroupResults>, tonic::Status>>,
+) -> Result<GroupResults, String> {
+    match tokio::time::timeout(Duration::from_millis(RPC_TIMEOUT_MS), rpc).await {
         Ok(Ok(reply)) => Ok(reply.into_inner()),
         Ok(Err(status)) => Err(status.message().to_owned()),
         Err(_) => Err("timed out".to_owned()),
     }
+}
+
+async fn change_voters(
+    client: &mut AdminServiceClient<tonic::transport::Channel>,
+    group: GroupId,
+    voter_ids: Vec<u64>,
+    retain_removed: bool,
+) -> Result<GroupResults, String> {
+    let request = ChangeMembershipRequest {
+        group_ids: vec![group],
+        voter_ids,
+        retain_removed,
+    };
+    bounded(client.change_membership(request)).await
+}
+
+/// Waits (at most [`CATCH_UP_MS_MAX`]) until the leader this client reaches reports that
+/// `node` has replicated its log up to the leader's last index when the wait began. False when
+/// the time ran out or the node stopped being the leader.
+async fn caught_up(
+    client: &mut AdminServiceClient<tonic::transport::Channel>,
+    group: GroupId,
+    node: u64,
+) -> bool {
+    let deadline = SimClock::elapsed_ms().saturating_add(CATCH_UP_MS_MAX as i64);
+    let mut target = None;
+    while SimClock::elapsed_ms() < deadline {
+        let request = StatusRequest {
+            group_ids: vec![group],
+        };
+        let reply = tokio::time::timeout(
+            Duration::from_millis(RPC_TIMEOUT_MS),
+            client.status(request),
+        )
+        .await;
+        let Ok(Ok(reply)) = reply else {
+            return false;
+        };
+        let Some(status) = reply
+            .into_inner()
+            .groups
+            .into_iter()
+            .find(|g| g.group_id == group)
+        else {
+            return false;
+        };
+        if status.state != ServerState::Leader as i32 {
+            return false;
+        }
+        let target = *target.get_or_insert(status.last_log_index.unwrap_or(0));
+        let matched = status
+            .replication
+            .iter()
+            .find(|progress| progress.node_id == node)
+            .and_then(|progress| progress.matched_index);
+        if matched.is_some_and(|matched| matched >= target) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(CATCH_UP_POLL_MS)).await;
+    }
+    false
 }

@@ -4,6 +4,11 @@
 //! outcome is unknown is retried (bounded) the way a real client would: with the same
 //! idempotency key and a new request id, or without a key with the same request id.
 //!
+//! Two ways in, drawn per operation ([`API_PERCENT`]): the real HTTP API as users registered
+//! through it ([`crate::api_client`]), or a small framed protocol ([`crate::net::ClientRequest`])
+//! that calls the host directly as fixed bidder ids, which records the full answer (steps,
+//! effective time) and lets writes go without an idempotency key.
+//!
 //! Every choice comes from the client's own [`SimRng`] stream of the run's seed; ids are built
 //! from it, never from the OS.
 
@@ -21,6 +26,7 @@ use auction_statemachine::{AuctionId, RequestId, UserId};
 use turmoil::net::TcpStream;
 use uuid::Uuid;
 
+use crate::api_client::{register_users, ApiUser, ApiWrite, BidRead};
 use crate::config::SimConfig;
 use crate::net::{
     read_frame, write_frame, ClientReply, ClientRequest, Refusal, SimClock, CLIENT_PORT,
@@ -39,8 +45,12 @@ pub const OPS_PER_CLIENT_MAX: u64 = 5_000;
 pub const THINK_MS_MAX: u64 = 250;
 /// Bidders the clients bid as.
 pub const BIDDERS: u128 = 8;
-/// How long the setup client tries to create the auctions.
+/// How long the setup client tries to create the auctions and register the API users.
 pub const SETUP_MS_MAX: u64 = 30_000;
+/// Share (percent) of operations that go through the HTTP API.
+pub const API_PERCENT: u64 = 50;
+/// Share (percent) of API reads that read the bid history rather than the auction.
+pub const BID_HISTORY_READ_PERCENT: u64 = 20;
 
 /// What the clients share: the history they record and the auctions they fight over.
 pub struct Workload {
@@ -52,6 +62,14 @@ pub struct Workload {
     pub shards: u32,
     /// Simulated milliseconds at which clients stop issuing operations.
     pub stop_at_ms: Cell<u64>,
+    /// The users the API clients bid as (set by the setup).
+    pub api_users: RefCell<Vec<ApiUser>>,
+    /// Every write attempt through the API, resolved at the end.
+    pub api_writes: RefCell<Vec<ApiWrite>>,
+    /// Every bid history read through the API, checked at the end.
+    pub bid_reads: RefCell<Vec<BidRead>>,
+    /// What the clients found wrong on the spot (unreadable answers).
+    pub problems: RefCell<Vec<String>>,
 }
 
 impl Workload {
@@ -60,20 +78,21 @@ impl Workload {
             history: RefCell::new(History::new()),
             last_time: Cell::new(0),
             ready: Cell::new(false),
-            auctions: (0..config.auctions).map(auction_id).collect(),
+            auctions: (0..config.auctions)
+                .map(|index| auction_id(index, config.shards))
+                .collect(),
             shards: config.shards,
             stop_at_ms: Cell::new(u64::MAX),
+            api_users: RefCell::new(Vec::new()),
+            api_writes: RefCell::new(Vec::new()),
+            bid_reads: RefCell::new(Vec::new()),
+            problems: RefCell::new(Vec::new()),
         }
     }
 
-    /// The shard of auction number `index` (fixed for the simulator: `1 + index mod shards`).
+    /// The shard of an auction: the API's placement, which every node uses.
     pub fn shard_of(&self, auction: AuctionId) -> GroupId {
-        let index = self
-            .auctions
-            .iter()
-            .position(|candidate| *candidate == auction)
-            .unwrap_or(0) as u64;
-        1 + index % u64::from(self.shards.max(1))
+        auction_api::shard::shard_of(auction, self.shards.max(1))
     }
 
     /// Simulated milliseconds, never going back (the history's clock).
@@ -85,14 +104,24 @@ impl Workload {
         now
     }
 
-    fn invoke(&self, process: u64, operation: Operation) {
+    /// Records an invoke; returns its position in the history.
+    pub(crate) fn invoke(&self, process: u64, operation: Operation) -> usize {
         let now = self.now();
-        self.history.borrow_mut().invoke(process, now, operation);
+        let mut history = self.history.borrow_mut();
+        history.invoke(process, now, operation);
+        history.len() - 1
     }
 
-    fn complete(&self, process: u64, completion: Completion) {
+    /// Records a completion; returns its position in the history.
+    pub(crate) fn complete(&self, process: u64, completion: Completion) -> usize {
         let now = self.now();
-        self.history.borrow_mut().complete(process, now, completion);
+        let mut history = self.history.borrow_mut();
+        history.complete(process, now, completion);
+        history.len() - 1
+    }
+
+    pub(crate) fn problem(&self, problem: String) {
+        self.problems.borrow_mut().push(problem);
     }
 }
 
@@ -107,11 +136,20 @@ pub fn auction_of(op: &Op) -> Option<AuctionId> {
     }
 }
 
-/// Auction number `index` of every run.
-pub fn auction_id(index: u64) -> AuctionId {
-    AuctionId(Uuid::from_u128(
-        0xa0c7_0000_0000_0000_0000 + u128::from(index),
-    ))
+/// Candidate ids tried per auction to place it on its shard.
+const PLACEMENT_TRIES_MAX: u128 = 10_000;
+
+/// Auction number `index` of every run: the first id of its range that the API's placement
+/// (`auction_api::shard::shard_of`) puts on shard `1 + index mod shards`, so the hot auctions
+/// spread over the shards and every node, the API and the framed protocol agree where each is.
+pub fn auction_id(index: u64, shards: u32) -> AuctionId {
+    let shards = shards.max(1);
+    let wanted = 1 + index % u64::from(shards);
+    let base = 0xa0c7_0000_0000_0000_0000 + u128::from(index) * PLACEMENT_TRIES_MAX;
+    (0..PLACEMENT_TRIES_MAX)
+        .map(|n| AuctionId(Uuid::from_u128(base + n)))
+        .find(|id| auction_api::shard::shard_of(*id, shards) == wanted)
+        .unwrap_or(AuctionId(Uuid::from_u128(base)))
 }
 
 /// Bidder number `index`; the seller is user 0.
@@ -149,10 +187,10 @@ async fn call(node: u64, request: &ClientRequest) -> Call {
 
 /// One client process.
 pub struct Client {
-    process: u64,
+    pub(crate) process: u64,
     nodes: u64,
-    rng: SimRng,
-    workload: Rc<Workload>,
+    pub(crate) rng: SimRng,
+    pub(crate) workload: Rc<Workload>,
     next_request: u64,
     /// The highest price this client has seen per auction, to bid near it.
     seen_price: BTreeMap<AuctionId, u64>,
@@ -178,7 +216,7 @@ impl Client {
         ))
     }
 
-    fn node(&mut self) -> u64 {
+    pub(crate) fn node(&mut self) -> u64 {
         self.rng.between(1, self.nodes)
     }
 
@@ -196,11 +234,24 @@ impl Client {
             let Some(auction) = self.rng.pick(&self.workload.auctions).copied() else {
                 break;
             };
-            if self.rng.percent(35) {
-                self.read(auction).await;
-            } else {
-                let op = self.choose_write(auction);
-                self.write(auction, op).await;
+            let via_api = self.rng.percent(API_PERCENT);
+            let api_user = if via_api { self.api_user() } else { None };
+            let read = self.rng.percent(35);
+            match (read, api_user) {
+                (true, Some(_)) if self.rng.percent(BID_HISTORY_READ_PERCENT) => {
+                    self.api_bid_history(auction).await
+                }
+                (true, Some(_)) => self.api_read(auction).await,
+                (true, None) => self.read(auction).await,
+                (false, Some(user)) => {
+                    let op = self.choose_write(auction, user.id);
+                    self.api_write(user, op).await;
+                }
+                (false, None) => {
+                    let bidder = user(1 + u128::from(self.rng.below(BIDDERS as u64)));
+                    let op = self.choose_write(auction, bidder);
+                    self.write(auction, op).await;
+                }
             }
             let think = self.rng.below(THINK_MS_MAX);
             tokio::time::sleep(Duration::from_millis(think)).await;
@@ -208,8 +259,7 @@ impl Client {
         Ok(())
     }
 
-    fn choose_write(&mut self, auction: AuctionId) -> Op {
-        let bidder = user(1 + u128::from(self.rng.below(BIDDERS as u64)));
+    fn choose_write(&mut self, auction: AuctionId, bidder: UserId) -> Op {
         let seen = self.seen_price.get(&auction).copied().unwrap_or(1);
         let roll = self.rng.below(100);
         if roll < 2 {
@@ -234,7 +284,7 @@ impl Client {
         }
     }
 
-    fn note_price(&mut self, auction: AuctionId, price: Option<String>) {
+    pub(crate) fn note_price(&mut self, auction: AuctionId, price: Option<String>) {
         let Some(price) = price.and_then(|text| text.parse::<f64>().ok()) else {
             return;
         };
@@ -296,6 +346,20 @@ impl Client {
             }
             if idempotency_key.is_some() {
                 request_id = self.request_id();
+            }
+        }
+    }
+
+    /// One logical write through the API, always with an idempotency key, with its retries.
+    async fn api_write(&mut self, user: ApiUser, op: Op) {
+        let request = WriteRequest {
+            request_id: self.request_id(),
+            idempotency_key: Some(format!("a{}-{}", self.process, self.next_request)),
+            op,
+        };
+        for _ in 0..WRITE_ATTEMPTS_MAX {
+            if !self.api_write_once(&user, request.clone()).await {
+                return;
             }
         }
     }
@@ -401,7 +465,9 @@ pub async fn run_setup(config: SimConfig, workload: Rc<Workload>) -> turmoil::Re
                     workload.complete(process, Completion::Ok(value));
                     break;
                 }
-                Call::NotSent(reason) => workload.complete(process, Completion::Fail { reason }),
+                Call::NotSent(reason) => {
+                    workload.complete(process, Completion::Fail { reason });
+                }
                 other => {
                     let reason = match other {
                         Call::Lost(reason) => reason,
@@ -419,6 +485,9 @@ pub async fn run_setup(config: SimConfig, workload: Rc<Workload>) -> turmoil::Re
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    let deadline_ms = i64::try_from(deadline).unwrap_or(i64::MAX);
+    let users = register_users(config.nodes, &mut rng, deadline_ms).await?;
+    *workload.api_users.borrow_mut() = users;
     workload.ready.set(true);
     Ok(())
 }

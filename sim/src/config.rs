@@ -16,8 +16,9 @@ pub enum FaultKind {
     Hold,
     /// Latency spikes on the links of one node.
     Latency,
-    /// A voter demoted to learner in every group, promoted again when the fault heals
-    /// (membership changes while the other faults come and go).
+    /// A voter demoted to learner, or removed outright, in every group; brought back (added
+    /// as a learner, caught up, promoted) when the fault heals (membership changes while the
+    /// other faults come and go).
     Membership,
     /// A group's leadership handed to another node.
     Transfer,

@@ -1,24 +1,31 @@
 //! The nemesis: a fault schedule drawn from the run's seed, applied by the driver between
 //! simulation steps.
 //!
-//! Faults come one at a time: each starts, lasts a drawn time, and is healed before the next
-//! one starts, so a schedule reads like a story ("12.4 s: isolate the leader of group 1 (n2)
-//! for 3.1 s"). The *kind* and timing of each fault are drawn up front; the victims that depend
-//! on the cluster (the current leader) are resolved when the fault starts, from what the
-//! simulation shows then, which is itself a function of the seed.
+//! Faults come in *episodes* separated by healthy gaps. An episode is one fault or, with
+//! probability [`OVERLAP_PERCENT`], two that overlap: the second starts while the first is on
+//! (a crash during a partition, a removal during a hold), so at most [`ACTIVE_MAX`] faults are
+//! ever active at once. Each fault lasts a drawn time; the schedule still reads like a story
+//! ("12.4 s: isolate the leader of group 1 (n2) for 3.1 s", "13.0 s: crash n3 for 2.2 s (1
+//! other active)"). The *kind* and timing of each fault are drawn up front; the victims that
+//! depend on the cluster (the current leader) are resolved when the fault starts, from what the
+//! simulation shows then, which is itself a function of the seed. Overlapping faults are
+//! applied and healed through [`crate::fault_state`], which reference-counts what each fault
+//! does to links and hosts, so healing one never undoes the other (a healed partition does not
+//! reconnect a link another partition still cuts, nor restart a crashed node).
 //!
-//! Membership changes and leader transfers go through the admin process ([`crate::admin`]):
-//! the driver hands it the action and goes on stepping, so the change runs while the cluster
-//! keeps serving (and the next faults may find it half done).
+//! Membership faults ([`Fault::Demote`], [`Fault::Remove`]) and leader transfers go through the
+//! admin process ([`crate::admin`]): the driver hands it the action and goes on stepping, so
+//! the change runs while the cluster keeps serving (and the next faults may find it half done).
+//! An episode never holds two membership faults, so at most one node is out of the voters at a
+//! time: a 3-node group keeps at least 2 voters (legal Raft: a majority of 2 is 2; the group is
+//! then unavailable while either of them is down or cut off, which overlapping faults exercise)
+//! and a 5-node group at least 4.
 //!
-//! Not done yet: overlapping faults (two at once); removing a node outright (a demoted voter
-//! stays a learner); client-to-node partitions; disk slowness (the log syncs at once).
-
-use std::time::Duration;
+//! Not done yet: client-to-node partitions; disk slowness (the log syncs at once); three or
+//! more faults at once.
 
 use crate::admin::AdminAction;
 use crate::config::{FaultKind, SimConfig};
-use crate::node::node_name;
 use crate::rng::SimRng;
 
 /// Faults start this long after the auctions exist, so the run has a healthy beginning.
@@ -33,6 +40,10 @@ pub const LATENCY_MS: (u64, u64) = (1, 10);
 pub const SPIKE_LATENCY_MS_MAX: u64 = 1_500;
 /// Faults in one schedule at most.
 pub const FAULTS_MAX: usize = 1_000;
+/// Chance (percent) that an episode has a second, overlapping fault.
+pub const OVERLAP_PERCENT: u64 = 40;
+/// Faults active at once, at most.
+pub const ACTIVE_MAX: usize = 2;
 
 /// A fault as scheduled: what, when, for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,13 +55,14 @@ pub struct Scheduled {
     pub draw: u64,
 }
 
-/// The whole schedule of a run, in time order, relative to the start of the workload.
+/// The whole schedule of a run, in start order, relative to the start of the workload; no
+/// more than [`ACTIVE_MAX`] faults overlap at any time.
 pub fn schedule(config: &SimConfig) -> Vec<Scheduled> {
     let kinds = config.faults.kinds();
     let mut rng = SimRng::new(config.seed, 7);
     let mut faults = Vec::new();
     let mut at_ms = FIRST_FAULT_MS;
-    while faults.len() < FAULTS_MAX && !kinds.is_empty() {
+    while faults.len() + 1 < FAULTS_MAX && !kinds.is_empty() {
         let duration_ms = rng.between(FAULT_MS.0, FAULT_MS.1);
         if at_ms + duration_ms >= config.duration_ms {
             break;
@@ -58,15 +70,44 @@ pub fn schedule(config: &SimConfig) -> Vec<Scheduled> {
         let Some(kind) = rng.pick(&kinds).copied() else {
             break;
         };
-        faults.push(Scheduled {
+        let first = Scheduled {
             at_ms,
             duration_ms,
             kind,
             draw: rng.next_u64(),
-        });
-        at_ms += duration_ms + rng.between(GAP_MS.0, GAP_MS.1);
+        };
+        let mut episode_end_ms = at_ms + duration_ms;
+        let second = rng
+            .percent(OVERLAP_PERCENT)
+            .then(|| overlapping(&first, &kinds, &mut rng))
+            .flatten()
+            .filter(|second| second.at_ms + second.duration_ms < config.duration_ms);
+        faults.push(first);
+        if let Some(second) = second {
+            episode_end_ms = episode_end_ms.max(second.at_ms + second.duration_ms);
+            faults.push(second);
+        }
+        at_ms = episode_end_ms + rng.between(GAP_MS.0, GAP_MS.1);
     }
     faults
+}
+
+/// A second fault that starts while `first` is on; never a second membership change.
+fn overlapping(first: &Scheduled, kinds: &[FaultKind], rng: &mut SimRng) -> Option<Scheduled> {
+    let allowed: Vec<FaultKind> = kinds
+        .iter()
+        .copied()
+        .filter(|kind| !(first.kind == FaultKind::Membership && *kind == FaultKind::Membership))
+        .collect();
+    let at_ms = first.at_ms + rng.between(0, first.duration_ms.saturating_sub(1));
+    let duration_ms = rng.between(FAULT_MS.0, FAULT_MS.1);
+    let kind = rng.pick(&allowed).copied()?;
+    Some(Scheduled {
+        at_ms,
+        duration_ms,
+        kind,
+        draw: rng.next_u64(),
+    })
 }
 
 /// A fault with its victims resolved, as applied to the simulation.
@@ -97,6 +138,11 @@ pub enum Fault {
     Demote {
         node: u64,
     },
+    /// Remove a node from every group outright, not kept as a learner (through the admin
+    /// process); healed by adding it back as a learner, letting it catch up and promoting it.
+    Remove {
+        node: u64,
+    },
     /// Hand a group's leadership to another node (through the admin process).
     Transfer {
         group: u64,
@@ -116,6 +162,7 @@ impl Fault {
                 format!("latency spike on n{node} up to {latency_ms} ms")
             }
             Fault::Demote { node } => format!("demote n{node} to learner in every group"),
+            Fault::Remove { node } => format!("remove n{node} from every group"),
             Fault::Transfer { group, from, to } => {
                 format!("transfer leadership of group {group} from n{from} to n{to}")
             }
@@ -126,6 +173,7 @@ impl Fault {
     pub fn admin_start(&self) -> Option<AdminAction> {
         match self {
             Fault::Demote { node } => Some(AdminAction::Demote { node: *node }),
+            Fault::Remove { node } => Some(AdminAction::Remove { node: *node }),
             Fault::Transfer { group, from, to } => Some(AdminAction::TransferLeader {
                 group: *group,
                 from: *from,
@@ -138,7 +186,9 @@ impl Fault {
     /// The action the admin process takes to heal this fault, if it is one of its own.
     pub fn admin_heal(&self) -> Option<AdminAction> {
         match self {
-            Fault::Demote { node } => Some(AdminAction::Promote { node: *node }),
+            Fault::Demote { node } | Fault::Remove { node } => {
+                Some(AdminAction::Promote { node: *node })
+            }
             _ => None,
         }
     }
@@ -179,7 +229,8 @@ pub fn resolve(scheduled: &Scheduled, nodes: u64, leader: Option<(u64, u64)>) ->
             latency_ms: rng.between(200, SPIKE_LATENCY_MS_MAX),
         },
         FaultKind::Partition => partition(&mut rng, &order, nodes, leader),
-        FaultKind::Membership => Fault::Demote { node: first },
+        FaultKind::Membership if rng.percent(50) => Fault::Demote { node: first },
+        FaultKind::Membership => Fault::Remove { node: first },
         FaultKind::Transfer => {
             let (group, from) = leader.unwrap_or((1, first));
             let to = order
@@ -248,64 +299,10 @@ fn partition(rng: &mut SimRng, order: &[u64], nodes: u64, leader: Option<(u64, u
     }
 }
 
-/// Applies a fault to the simulation.
-pub fn start(sim: &mut turmoil::Sim<'_>, fault: &Fault, nodes: u64) {
-    match fault {
-        Fault::Partition { cuts, .. } => {
-            for (a, b) in cuts {
-                sim.partition(node_name(*a), node_name(*b));
-            }
-        }
-        Fault::OneWay { from, to } => sim.partition_oneway(node_name(*from), node_name(*to)),
-        Fault::Crash { node } => sim.crash(node_name(*node)),
-        Fault::Hold { a, b } => sim.hold(node_name(*a), node_name(*b)),
-        Fault::Latency { node, latency_ms } => {
-            for other in 1..=nodes {
-                if other != *node {
-                    sim.set_link_max_message_latency(
-                        node_name(*node),
-                        node_name(other),
-                        Duration::from_millis(*latency_ms),
-                    );
-                }
-            }
-        }
-        // The admin process carries these out (see `Fault::admin_start`).
-        Fault::Demote { .. } | Fault::Transfer { .. } => {}
-    }
-}
-
-/// Undoes a fault: repairs links, releases held messages, restarts a crashed node.
-pub fn heal(sim: &mut turmoil::Sim<'_>, fault: &Fault, nodes: u64) {
-    match fault {
-        Fault::Partition { cuts, .. } => {
-            for (a, b) in cuts {
-                sim.repair(node_name(*a), node_name(*b));
-            }
-        }
-        Fault::OneWay { from, to } => sim.repair_oneway(node_name(*from), node_name(*to)),
-        Fault::Crash { node } => sim.bounce(node_name(*node)),
-        Fault::Hold { a, b } => sim.release(node_name(*a), node_name(*b)),
-        Fault::Latency { node, .. } => {
-            for other in 1..=nodes {
-                if other != *node {
-                    sim.set_link_max_message_latency(
-                        node_name(*node),
-                        node_name(other),
-                        Duration::from_millis(LATENCY_MS.1),
-                    );
-                }
-            }
-        }
-        // The admin process heals these (see `Fault::admin_heal`).
-        Fault::Demote { .. } | Fault::Transfer { .. } => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{resolve, schedule, Fault};
-    use crate::config::SimConfig;
+    use super::{resolve, schedule, Fault, Scheduled, ACTIVE_MAX};
+    use crate::config::{FaultKind, SimConfig};
 
     #[test]
     fn schedules_are_seeded_and_fit_the_run() {
@@ -324,9 +321,37 @@ mod tests {
                 "{fault:?}"
             );
         }
-        assert!(one
-            .windows(2)
-            .all(|pair| pair[0].at_ms + pair[0].duration_ms < pair[1].at_ms));
+        assert!(one.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms));
+    }
+
+    #[test]
+    fn faults_overlap_sometimes_never_more_than_two_nor_two_membership_changes() {
+        let mut overlaps = 0;
+        for seed in 0..200 {
+            let faults = schedule(&SimConfig::new(seed));
+            for (index, fault) in faults.iter().enumerate() {
+                let active: Vec<&Scheduled> = faults[..index]
+                    .iter()
+                    .filter(|earlier| earlier.at_ms + earlier.duration_ms > fault.at_ms)
+                    .collect();
+                assert!(
+                    active.len() < ACTIVE_MAX,
+                    "seed {seed}: {fault:?} joins {active:?}"
+                );
+                if let Some(other) = active.first() {
+                    overlaps += 1;
+                    assert!(
+                        !(other.kind == FaultKind::Membership
+                            && fault.kind == FaultKind::Membership),
+                        "seed {seed}: two membership changes at once"
+                    );
+                }
+            }
+        }
+        assert!(
+            overlaps > 200,
+            "overlapping episodes are common: {overlaps}"
+        );
     }
 
     #[test]

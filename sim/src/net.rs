@@ -6,10 +6,12 @@
 //!   production factory), so every node-to-node RPC crosses the simulated network and suffers
 //!   its partitions, holds and latencies.
 //! - [`incoming`]: a turmoil listener as the stream of connections a tonic server accepts.
-//! - The client protocol ([`ClientRequest`], [`ClientReply`]): what a simulated API node
-//!   answers on [`CLIENT_PORT`]; one request per connection, a `u32` length and a postcard body
-//!   each way. It stands in for the HTTP API (not written yet) and calls the same host methods
-//!   the API will: `propose` (routing and forwarding to the leader) and `linearizable_reader`.
+//! - The framed client protocol ([`ClientRequest`], [`ClientReply`]): what a node answers on
+//!   [`CLIENT_PORT`]; one request per connection, a `u32` length and a postcard body each way.
+//!   It calls the host methods the HTTP API calls (`propose`, with routing and forwarding to
+//!   the leader, and `linearizable_reader`) without the API around them, so its clients can
+//!   write without idempotency keys and record the full answer (steps, effective time). The
+//!   real API is served next to it ([`crate::http`]).
 
 use std::io;
 use std::pin::Pin;

@@ -1,5 +1,7 @@
 //! One simulated node: the real [`RaftHost`] on the simulated disk, network and clock, serving
-//! node-to-node gRPC on [`RAFT_PORT`] and simulated clients on [`CLIENT_PORT`].
+//! node-to-node gRPC on [`RAFT_PORT`], the real HTTP API (`auction_api::router`, with the
+//! simulation's [`api_config`]) on [`HTTP_PORT`](crate::http::HTTP_PORT), and the simulator's
+//! framed client protocol on [`CLIENT_PORT`].
 //!
 //! The node's software is what turmoil runs on the node's host and runs again after a crash
 //! ([`run_node`]); everything it must keep across a crash lives in its [`SimDisk`].
@@ -7,9 +9,12 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::rc::{Rc, Weak};
-use std::sync::Arc;
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
 
+use auction_api::auth::{Entropy, PasswordHashing};
+use auction_api::limits::RateLimitConfig;
+use auction_api::ApiConfig;
 use auction_jepsen::ObservedAuction;
 use auction_raft::host::{HostConfig, HostError, RaftHost};
 use auction_raft::network::NetworkConfig;
@@ -45,12 +50,39 @@ pub struct HostRegistry {
 
 impl HostRegistry {
     /// The host of node `id` if its software is running.
-    pub fn get(&self, id: u64) -> Option<Rc<SimHost>> {
+    pub fn get(&self, id: u64) -> Option<Arc<SimHost>> {
         self.hosts.borrow().get(&id).and_then(Weak::upgrade)
     }
 
-    fn set(&self, id: u64, host: &Rc<SimHost>) {
-        self.hosts.borrow_mut().insert(id, Rc::downgrade(host));
+    fn set(&self, id: u64, host: &Arc<SimHost>) {
+        self.hosts.borrow_mut().insert(id, Arc::downgrade(host));
+    }
+}
+
+/// The API settings of a simulated node: production's, except that
+/// - rate limits are off (a few simulated clients send far more than a person, and the limiter
+///   reads the wall clock, which would make runs differ);
+/// - password hashing is as cheap as argon2 allows (the production cost, tens of ms of real
+///   CPU per hash, would dominate a run) and runs inline: a blocking-pool job finishes at a
+///   real-time moment, which would reorder the node's tasks from one run to the next;
+/// - randomness (ids, tokens, salts) is drawn from the run's seed, the node and its incarnation
+///   (a restarted node must not mint its previous life's ids again).
+pub fn api_config(config: &SimConfig, id: u64, incarnation: u64) -> ApiConfig {
+    ApiConfig {
+        rate_limits: RateLimitConfig {
+            bids_per_minute_per_user: 0,
+            requests_per_minute_per_ip: 0,
+        },
+        password_hashing: PasswordHashing {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+            inline: true,
+        },
+        entropy: Entropy::Seeded(
+            crate::rng::SimRng::new(config.seed, 5_000 + id * 1_000 + incarnation).next_u64(),
+        ),
+        ..ApiConfig::default()
     }
 }
 
@@ -102,7 +134,13 @@ pub async fn run_node(
     let host_config = host_config(&config, id);
     let factory = channel_factory(&host_config.network);
     let host = RaftHost::start(host_config, disk.open(), factory, Arc::new(SimClock)).await?;
-    let host = Rc::new(host);
+    let host = Arc::new(host);
+    let router = auction_api::router(host.clone(), api_config(&config, id, disk.incarnations()));
+    tokio::task::spawn_local(async move {
+        if let Err(error) = crate::http::serve(router).await {
+            tracing::warn!(%error, "HTTP server stopped");
+        }
+    });
     let routes = host.grpc_services();
     tokio::task::spawn_local(async move {
         let serve = tonic::transport::Server::builder()
@@ -124,7 +162,7 @@ pub async fn run_node(
 }
 
 /// Answers one client request on one connection. Bounded in time by the host's request limit.
-async fn serve_client(host: Rc<SimHost>, mut stream: TcpStream) {
+async fn serve_client(host: Arc<SimHost>, mut stream: TcpStream) {
     let Ok(request) = read_frame::<ClientRequest>(&mut stream).await else {
         return;
     };

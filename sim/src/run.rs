@@ -6,16 +6,19 @@
 //! 2. the workload for `duration_ms`, with the fault schedule applied between steps (network
 //!    and crash faults by the driver itself, membership changes and leader transfers by the
 //!    admin process, see [`crate::admin`]);
-//! 3. heal the last fault, let the admin process finish its queue and the clients their last
-//!    operations;
-//! 4. wait until, in every group, every node has applied the leader's whole log (quiet);
+//! 3. heal the last faults, let the admin process finish its queue, bring back as voters the
+//!    nodes a membership fault left out (its healing given up under later faults), let the
+//!    clients finish their last operations;
+//! 4. wait until, in every group, every node is a voter again and has applied the leader's
+//!    whole log (quiet); a node removed during the run is thus checked like any other replica
+//!    at the end, and a node that cannot be brought back fails the run;
 //! 5. digest every replica of every group, read the final auctions from one replica per shard,
 //!    and run the `auction-jepsen` checks.
 //!
 //! The trace hash covers the history, the faults as applied and the replica digests: two runs
 //! of one config give the same hash when the simulation is deterministic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,20 +28,24 @@ use auction_jepsen::checks::Fnv1a64;
 use auction_jepsen::{
     check_run, replica_digest, FinalState, History, LinearizabilityConfig, ReplicaDigest, Report,
 };
+use auction_raft::host::GroupReader;
 use auction_raft::GroupId;
 use auction_statemachine::KvRead;
 use openraft::async_runtime::WatchReceiver;
 
-use crate::admin::{run_admin, AdminDesk};
+use crate::admin::{run_admin, AdminAction, AdminDesk};
+use crate::api_history;
 use crate::client::{
     self, run_setup, Client, Workload, CLIENT_TIMEOUT_MS, SETUP_MS_MAX, WRITE_ATTEMPTS_MAX,
 };
 use crate::config::SimConfig;
-use crate::nemesis::{self, Fault, Scheduled, LATENCY_MS};
+use crate::fault_state::{self, FaultState};
+use crate::nemesis::{self, Fault, Scheduled, ACTIVE_MAX, LATENCY_MS};
 use crate::net::EPOCH_MS;
 use crate::node::{node_name, run_node, HostRegistry, SimHost};
 use crate::stamps;
 use crate::storage::SimDisk;
+use crate::storage::SimStorage;
 
 /// How often the driver looks at the cluster while waiting for it to be quiet.
 const QUIET_CHECK_MS: u64 = 100;
@@ -47,7 +54,11 @@ const QUIET_CHECKS: u32 = 5;
 /// Longest wait for the cluster to become quiet after the last fault is healed.
 const QUIET_MS_MAX: u64 = 30_000;
 /// Longest wait for the admin process to finish its queue after the workload.
-const ADMIN_DRAIN_MS_MAX: u64 = 60_000;
+const ADMIN_DRAIN_MS_MAX: u64 = 120_000;
+/// Rounds of bringing left-out nodes back after the faults.
+const RESTORE_ROUNDS_MAX: u64 = 3;
+/// Longest wait for every group to show a leader before looking at memberships.
+const LEADERS_MS_MAX: u64 = 10_000;
 /// Simulated time one step advances.
 const TICK_MS: u64 = 1;
 
@@ -128,6 +139,18 @@ struct Driver<'a> {
     admin: Rc<AdminDesk>,
     faults: Vec<String>,
     problems: Vec<Problem>,
+    fault_state: FaultState,
+    /// Simulated ms at which the workload (and the fault schedule's clock) started.
+    workload_start_ms: u64,
+}
+
+/// ", with N other(s) active" for fault lines, so overlaps read at a glance.
+fn others_active(others: usize) -> String {
+    match others {
+        0 => String::new(),
+        1 => " (1 other fault active)".to_owned(),
+        n => format!(" ({n} other faults active)"),
+    }
 }
 
 /// Runs one simulation of `config`.
@@ -149,7 +172,7 @@ impl<'a> Driver<'a> {
             + config.duration_ms
             + CLIENT_TIMEOUT_MS * u64::from(WRITE_ATTEMPTS_MAX + 1)
             + QUIET_MS_MAX
-            + ADMIN_DRAIN_MS_MAX
+            + (RESTORE_ROUNDS_MAX + 1) * (ADMIN_DRAIN_MS_MAX + LEADERS_MS_MAX)
             + 10_000;
         let mut sim = turmoil::Builder::new()
             .rng_seed(config.seed)
@@ -189,6 +212,8 @@ impl<'a> Driver<'a> {
             admin,
             faults: Vec::new(),
             problems: Vec::new(),
+            fault_state: FaultState::new(),
+            workload_start_ms: 0,
         }
     }
 
@@ -225,41 +250,101 @@ impl<'a> Driver<'a> {
 
     fn workload_phase(&mut self) -> Result<(), ()> {
         let start = sim_ms(&self.sim);
+        self.workload_start_ms = start;
         let end = start + self.config.duration_ms;
         self.workload.stop_at_ms.set(end);
         let schedule = nemesis::schedule(&self.config);
-        let mut active: Option<(u64, Fault)> = None;
+        // Active faults with the time each heals, in start order (at most ACTIVE_MAX).
+        let mut active: Vec<(u64, Fault)> = Vec::new();
         let mut pending = schedule.iter().peekable();
         while sim_ms(&self.sim) < end {
             let now = sim_ms(&self.sim);
-            if let Some((until, fault)) = active.take() {
-                if now >= until {
-                    self.heal(&fault, now - start);
-                } else {
-                    active = Some((until, fault));
-                }
+            let (due, still): (Vec<_>, Vec<_>) =
+                active.drain(..).partition(|(until, _)| *until <= now);
+            active = still;
+            for (_, fault) in due {
+                self.heal(&fault, now - start, active.len());
             }
-            if active.is_none() && pending.peek().is_some_and(|next| start + next.at_ms <= now) {
+            while active.len() < ACTIVE_MAX
+                && pending.peek().is_some_and(|next| start + next.at_ms <= now)
+            {
                 if let Some(next) = pending.next() {
-                    let fault = self.begin(next, now - start);
-                    active = Some((now + next.duration_ms, fault));
+                    let fault = self.begin(next, now - start, active.len());
+                    active.push((now + next.duration_ms, fault));
                 }
             }
             self.step()?;
         }
-        if let Some((_, fault)) = active {
-            let now = sim_ms(&self.sim);
-            self.heal(&fault, now - start);
+        let now = sim_ms(&self.sim);
+        while let Some((_, fault)) = active.pop() {
+            self.heal(&fault, now - start, active.len());
         }
-        self.finish_admin()
+        self.finish_admin()?;
+        self.restore_membership()
     }
 
-    fn heal(&mut self, fault: &Fault, offset_ms: u64) {
-        self.log(format!("{offset_ms:>6} ms heal: {}", fault.describe()));
-        nemesis::heal(&mut self.sim, fault, self.config.nodes);
+    fn heal(&mut self, fault: &Fault, offset_ms: u64, others: usize) {
+        self.log(format!(
+            "{offset_ms:>6} ms heal: {}{}",
+            fault.describe(),
+            others_active(others)
+        ));
+        let changes = self.fault_state.heal(fault, self.config.nodes);
+        fault_state::apply(&mut self.sim, &changes);
         if let Some(action) = fault.admin_heal() {
             self.admin.submit(action);
         }
+    }
+
+    /// After the faults: brings back, as voters of every group, the nodes that a membership
+    /// fault left out (its healing was given up under later faults). Bounded rounds; a node
+    /// still out afterwards makes the run fail at the quiet check.
+    fn restore_membership(&mut self) -> Result<(), ()> {
+        for _ in 0..RESTORE_ROUNDS_MAX {
+            let outside = self.wait_outside()?;
+            if outside.is_empty() {
+                break;
+            }
+            for node in outside {
+                let offset_ms = sim_ms(&self.sim).saturating_sub(self.workload_start_ms);
+                self.log(format!(
+                    "{offset_ms:>6} ms restore: n{node} back as a voter of every group"
+                ));
+                self.admin.submit(AdminAction::Promote { node });
+            }
+            self.finish_admin()?;
+        }
+        self.admin.stop();
+        Ok(())
+    }
+
+    /// The nodes that are not voters of some group, per its leader, once every group has
+    /// one (waits at most [`LEADERS_MS_MAX`]; nodes of a group without a leader count as in).
+    fn wait_outside(&mut self) -> Result<Vec<u64>, ()> {
+        let deadline = sim_ms(&self.sim) + LEADERS_MS_MAX;
+        loop {
+            let views: Vec<Option<BTreeSet<u64>>> = (0..=u64::from(self.config.shards))
+                .map(|group| self.voters(group))
+                .collect();
+            if views.iter().all(Option::is_some) || sim_ms(&self.sim) > deadline {
+                let mut outside = BTreeSet::new();
+                for voters in views.into_iter().flatten() {
+                    outside.extend((1..=self.config.nodes).filter(|id| !voters.contains(id)));
+                }
+                return Ok(outside.into_iter().collect());
+            }
+            self.step()?;
+        }
+    }
+
+    /// The voters of `group` per its leader's metrics, when a running node leads it.
+    fn voters(&self, group: GroupId) -> Option<BTreeSet<u64>> {
+        (1..=self.config.nodes).find_map(|id| {
+            let host = self.host(id)?;
+            let metrics = host.raft(group).ok()?.metrics().borrow_watched().clone();
+            (metrics.current_leader == Some(id) && metrics.state.is_leader())
+                .then(|| metrics.membership_config.voter_ids().collect())
+        })
     }
 
     /// Lets the admin process finish its queue (each action is bounded), then stops it.
@@ -274,20 +359,21 @@ impl<'a> Driver<'a> {
             }
             self.step()?;
         }
-        self.admin.stop();
         Ok(())
     }
 
-    fn begin(&mut self, scheduled: &Scheduled, offset_ms: u64) -> Fault {
+    fn begin(&mut self, scheduled: &Scheduled, offset_ms: u64, others: usize) -> Fault {
         let group = 1 + scheduled.draw % u64::from(self.config.shards.max(1));
         let leader = self.leader(group).map(|leader| (group, leader));
         let fault = nemesis::resolve(scheduled, self.config.nodes, leader);
         self.log(format!(
-            "{offset_ms:>6} ms start: {} for {} ms",
+            "{offset_ms:>6} ms start: {} for {} ms{}",
             fault.describe(),
-            scheduled.duration_ms
+            scheduled.duration_ms,
+            others_active(others)
         ));
-        nemesis::start(&mut self.sim, &fault, self.config.nodes);
+        let changes = self.fault_state.start(&fault, self.config.nodes);
+        fault_state::apply(&mut self.sim, &changes);
         if let Some(action) = fault.admin_start() {
             self.admin.submit(action);
         }
@@ -299,7 +385,7 @@ impl<'a> Driver<'a> {
         self.faults.push(line);
     }
 
-    fn host(&self, id: u64) -> Option<Rc<SimHost>> {
+    fn host(&self, id: u64) -> Option<Arc<SimHost>> {
         self.registry.get(id)
     }
 
@@ -327,11 +413,15 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Whether, in every group, every node runs, agrees on the leader and has applied the
-    /// leader's whole log.
+    /// Whether, in every group, every node runs, is a voter, agrees on the leader and has
+    /// applied the leader's whole log.
     fn is_quiet(&self) -> bool {
         let groups = 0..=u64::from(self.config.shards);
+        let everyone: BTreeSet<u64> = (1..=self.config.nodes).collect();
         groups.into_iter().all(|group| {
+            if self.voters(group).as_ref() != Some(&everyone) {
+                return false;
+            }
             let mut views = Vec::new();
             for id in 1..=self.config.nodes {
                 let Some(host) = self.host(id) else {
@@ -369,8 +459,15 @@ impl<'a> Driver<'a> {
         let mut next_check = sim_ms(&self.sim);
         while quiet_checks < QUIET_CHECKS {
             if sim_ms(&self.sim) > deadline {
+                let memberships: Vec<String> = (0..=u64::from(self.config.shards))
+                    .map(|group| match self.voters(group) {
+                        Some(voters) => format!("group {group} voters {voters:?}"),
+                        None => format!("group {group} without a leader"),
+                    })
+                    .collect();
                 self.problems.push(Problem(format!(
-                    "the cluster was not quiet {QUIET_MS_MAX} ms after the faults ended"
+                    "the cluster was not quiet {QUIET_MS_MAX} ms after the faults ended ({})",
+                    memberships.join(", ")
                 )));
                 return Err(());
             }
@@ -419,9 +516,8 @@ impl<'a> Driver<'a> {
         Some((final_state, digests))
     }
 
-    /// The history with the time each unknown write took effect, read from the shards of the
-    /// first running node (see [`crate::stamps`]).
-    fn with_stamps(&self, history: &History) -> History {
+    /// A local reader of every auction shard, from the first running node that has it.
+    fn shard_readers(&self) -> BTreeMap<u32, GroupReader<SimStorage>> {
         let mut shards = BTreeMap::new();
         for group in 1..=u64::from(self.config.shards) {
             let reader = (1..=self.config.nodes)
@@ -430,13 +526,24 @@ impl<'a> Driver<'a> {
                 shards.insert(u32::try_from(group).unwrap_or(u32::MAX), reader);
             }
         }
+        shards
+    }
+
+    /// The history as the checker judges it: the API writes resolved from what the shards
+    /// applied ([`crate::api_history`]), then the time each unknown write took effect
+    /// ([`crate::stamps`]).
+    fn resolved_history(&mut self, history: &History) -> History {
+        let shards = self.shard_readers();
+        let writes = self.workload.api_writes.borrow().clone();
+        let (history, problems) = api_history::resolve_api_writes(history, &writes, &shards);
+        self.problems.extend(problems.into_iter().map(Problem));
         let workload = self.workload.clone();
         let shard_of = move |write: &auction_jepsen::WriteRequest| {
             let group =
                 client::auction_of(&write.op).map_or(0, |auction| workload.shard_of(auction));
             u32::try_from(group).unwrap_or(u32::MAX)
         };
-        stamps::fill_unknown_stamps(history, shard_of, &shards)
+        stamps::fill_unknown_stamps(&history, shard_of, &shards)
     }
 
     fn finish(mut self) -> RunOutcome {
@@ -444,9 +551,15 @@ impl<'a> Driver<'a> {
         let quiet = self.problems.is_empty();
         let state = if quiet { self.final_state() } else { None };
         let recorded = self.workload.history.borrow().clone();
+        let client_problems = std::mem::take(&mut *self.workload.problems.borrow_mut());
+        self.problems
+            .extend(client_problems.into_iter().map(Problem));
         let (report, digests, history) = match state {
             Some((final_state, digests)) => {
-                let history = self.with_stamps(&recorded);
+                let history = self.resolved_history(&recorded);
+                let reads = self.workload.bid_reads.borrow().clone();
+                let read_problems = api_history::check_bid_reads(&reads, &final_state);
+                self.problems.extend(read_problems.into_iter().map(Problem));
                 let config = LinearizabilityConfig::default();
                 match check_run(&history, &final_state, &digests, &config) {
                     Ok(report) => (Some(report), digests, history),

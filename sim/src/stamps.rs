@@ -11,33 +11,16 @@
 //! any linearization where the write took effect then). A write that left no record never took
 //! effect, and keeps no stamp.
 //!
-//! The record's key mirrors the state machine's private de-duplication identity (`[1] actor
-//! key` with an idempotency key, `[2] request id` without); if that ever changes, lookups
-//! miss and unknown writes fall back to the earliest time (false alarms, never missed bugs).
+//! The record's key is the state machine's private de-duplication identity as
+//! [`auction_jepsen::model::dedup_identity`] mirrors it; if that ever changes, lookups miss and
+//! unknown writes fall back to the earliest time (false alarms, never missed bugs).
 
 use std::collections::BTreeMap;
 
+use auction_jepsen::model::dedup_identity;
 use auction_jepsen::{Completion, Event, EventKind, History, Operation, WriteRequest};
 use auction_statemachine::model::DedupRecord;
 use auction_statemachine::{codec, keys, GroupId, KvRead, TimestampMs};
-
-/// The de-duplication identity of a write, as the state machine keys it.
-pub(crate) fn dedup_identity(write: &WriteRequest) -> Vec<u8> {
-    match &write.idempotency_key {
-        Some(key) => {
-            let actor = write.op.actor().map(|user| user.0).unwrap_or_default();
-            let mut bytes = vec![1u8];
-            bytes.extend_from_slice(actor.as_bytes());
-            bytes.extend_from_slice(key.as_bytes());
-            bytes
-        }
-        None => {
-            let mut bytes = vec![2u8];
-            bytes.extend_from_slice(write.request_id.as_bytes());
-            bytes
-        }
-    }
-}
 
 /// The shard's de-duplication record of the write, if it has one.
 pub(crate) fn dedup_record(shard: &impl KvRead, write: &WriteRequest) -> Option<DedupRecord> {

@@ -8,6 +8,7 @@
 //! exactly what a real crash could: unsynced appends and votes, and all applied state.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use auction_raft::host::NodeStorage;
@@ -21,6 +22,8 @@ pub struct SimDisk {
     snapshots: BTreeMap<GroupId, Arc<MemSnapshotStore>>,
     /// The log of the current (or last) incarnation; its durable part survives a crash.
     log: Mutex<Option<Arc<MemLog<AuctionRaft>>>>,
+    /// Incarnations started so far (each [`SimDisk::open`] is one).
+    incarnations: AtomicU64,
 }
 
 impl SimDisk {
@@ -31,13 +34,20 @@ impl SimDisk {
                 .map(|group| (group, Arc::new(MemSnapshotStore::default())))
                 .collect(),
             log: Mutex::new(None),
+            incarnations: AtomicU64::new(0),
         }
+    }
+
+    /// How many incarnations of the node have started (1 for the first, after its open).
+    pub fn incarnations(&self) -> u64 {
+        self.incarnations.load(Ordering::Relaxed)
     }
 
     /// Storage for a new incarnation of the node: the durable log of the previous one (if
     /// any), the kept snapshots, empty state machines. Call inside the node's runtime: the log
     /// spawns its sync task there.
     pub fn open(&self) -> Arc<SimStorage> {
+        self.incarnations.fetch_add(1, Ordering::Relaxed);
         let mut current = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         let durable = current
             .as_ref()

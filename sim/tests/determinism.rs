@@ -14,7 +14,10 @@
 //!
 //! What holds today: one seed run in two fresh processes gives one trace hash
 //! (`one_seed_in_two_processes_gives_one_trace`, which runs the `sim` binary twice: exactly how
-//! a printed reproduce command is used). What does not yet: two runs of one seed inside one
+//! a printed reproduce command is used), with every fault kind (overlapping faults, node
+//! removals) and the HTTP API clients (the API's ids, tokens and salts come from the seed, and
+//! argon2 runs inline: on tokio's blocking pool its finishing moment is real time, which
+//! reordered the node's tasks and made two processes diverge). What does not yet: two runs of one seed inside one
 //! process diverge after a while (the `known_failing_*` tests, ignored). The suspects are
 //! process-wide state that outlives a run and wall-clock time leaking into the stack (h2 forgets
 //! locally reset streams after one second of `std::time::Instant` time); see the crate docs.

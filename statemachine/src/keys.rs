@@ -1,8 +1,8 @@
 //! The key layout of one group's state: a one-byte record tag, then fixed-width big-endian
 //! fields, so that ordered scans give the orders the queries need.
 //!
-//! Newest-first ranges (bid history, notifications, audit log) store the bitwise complement of
-//! their sequence number, so a forward scan yields the newest entry first. Times are stored as
+//! Newest-first ranges (bid history, auction events, notifications, audit log) store the bitwise
+//! complement of their sequence number, so a forward scan yields the newest entry first. Times are stored as
 //! `u64` of a non-negative millisecond timestamp (negative times are clamped to 0).
 
 use crate::ids::{AuctionId, TimestampMs, UserId};
@@ -25,6 +25,7 @@ pub const USER: u8 = b'P';
 pub const USER_EMAIL: u8 = b'Q';
 pub const SESSION: u8 = b'T';
 pub const SESSION_EXPIRY: u8 = b't';
+pub const AUCTION_EVENT: u8 = b'V';
 
 fn time_bytes(ts: TimestampMs) -> [u8; 8] {
     u64::try_from(ts).unwrap_or(0).to_be_bytes()
@@ -56,6 +57,21 @@ pub fn history_prefix(id: AuctionId) -> Vec<u8> {
 
 pub fn history(id: AuctionId, sequence: u32) -> Vec<u8> {
     key(HISTORY, &[id.as_bytes(), &(!sequence).to_be_bytes()])
+}
+
+pub fn auction_events_prefix(id: AuctionId) -> Vec<u8> {
+    key(AUCTION_EVENT, &[id.as_bytes()])
+}
+
+/// Newest first, like the bid history: the first key under the prefix is the latest event.
+pub fn auction_event(id: AuctionId, seq: u64) -> Vec<u8> {
+    key(AUCTION_EVENT, &[id.as_bytes(), &(!seq).to_be_bytes()])
+}
+
+/// The sequence number of a key written with [`auction_event`].
+pub fn auction_event_seq(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.get(1 + 16..1 + 16 + 8)?.try_into().ok()?;
+    Some(!u64::from_be_bytes(bytes))
 }
 
 pub fn end_index(end_time: TimestampMs, id: AuctionId) -> Vec<u8> {

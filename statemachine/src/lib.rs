@@ -16,7 +16,8 @@
 //! - an auction loads in O(1): its bid history is a separate key range;
 //! - a rejection is a deterministic, recorded result; a storage failure is not and escapes.
 //!
-//! Module map: [`pricing`] (manual and proxy bid rules, pure), [`auction`] (shard operations),
+//! Module map: [`pricing`] (manual and proxy bid rules, pure), [`auction`] (shard operations and
+//! the per-auction event log that SSE streams resume from),
 //! [`meta`] (users, sessions, bans), [`tick`] (closing and purging), [`machine`] (apply,
 //! de-duplication), [`query`] (reads), [`model`] / [`command`] / [`outcome`] (the data).
 //!

@@ -1,8 +1,10 @@
 //! What applying a command produced: the outcome the client gets back (recorded for idempotent
 //! retries) and the events every replica emits for live streams.
 //!
-//! Events are not stored: each node publishes the events of its own applies to its local
-//! subscribers, which is why a stream on any node sees bids taken by any other node.
+//! Each node publishes the events of its own applies to its local subscribers, which is why a
+//! stream on any node sees bids taken by any other node. The auction events are also kept, in a
+//! bounded per-auction log numbered by `seq` (see `auction::event_log`), so a stream that
+//! reconnects, to any node, can be replayed what it missed; notifications are stored anyway.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,24 +64,48 @@ pub struct Applied {
 }
 
 /// Something subscribers may want to hear about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `seq` numbers the events of one auction 1, 2, 3, ... in apply order; it is the same on every
+/// replica, so it names an event across nodes (the SSE event id of the auction stream).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     BidPlaced {
         auction_id: AuctionId,
+        seq: u64,
         bid: BidOutcome,
         ts: TimestampMs,
     },
     AuctionExtended {
         auction_id: AuctionId,
+        seq: u64,
         end_time: TimestampMs,
         ts: TimestampMs,
     },
     AuctionEnded {
         auction_id: AuctionId,
+        seq: u64,
         status: Status,
         winner_id: Option<UserId>,
         final_price: Option<Money>,
         ts: TimestampMs,
     },
     Notification(Notification),
+}
+
+impl Event {
+    /// The auction and the sequence number of an auction event; `None` for a notification.
+    pub fn auction_seq(&self) -> Option<(AuctionId, u64)> {
+        match self {
+            Event::BidPlaced {
+                auction_id, seq, ..
+            }
+            | Event::AuctionExtended {
+                auction_id, seq, ..
+            }
+            | Event::AuctionEnded {
+                auction_id, seq, ..
+            } => Some((*auction_id, *seq)),
+            Event::Notification(_) => None,
+        }
+    }
 }

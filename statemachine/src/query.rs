@@ -11,6 +11,7 @@ use crate::keys;
 use crate::kv::{KvRead, StoreError};
 use crate::machine::load;
 use crate::model::{Auction, AuditEntry, BidStep, MachineMeta, Notification, Session, User, Watch};
+use crate::outcome::Event;
 
 /// Largest page any list returns.
 pub const PAGE_SIZE_MAX: usize = 500;
@@ -64,6 +65,45 @@ pub fn bid_history(
 ) -> Result<Vec<BidStep>, StoreError> {
     let after = before.map(|sequence| keys::history(id, sequence));
     page(kv, &keys::history_prefix(id), after.as_deref(), limit)
+}
+
+/// The sequence number of the latest stored event of an auction, 0 before the first.
+pub fn auction_event_head(kv: &impl KvRead, id: AuctionId) -> Result<u64, StoreError> {
+    crate::auction::event_log::latest_seq(kv, id)
+}
+
+/// Up to `limit` stored events of an auction with a sequence number above `after`, oldest
+/// first; `None` when the event right after `after` is no longer kept (the log was pruned
+/// past it, so a reader resuming there has missed events it can no longer get).
+pub fn auction_events_after(
+    kv: &impl KvRead,
+    id: AuctionId,
+    after: u64,
+    limit: usize,
+) -> Result<Option<Vec<Event>>, StoreError> {
+    let latest = auction_event_head(kv, id)?;
+    if after >= latest {
+        return Ok(Some(Vec::new()));
+    }
+    if kv.get(&keys::auction_event(id, after + 1))?.is_none() {
+        return Ok(None);
+    }
+    let limit = limit.clamp(1, PAGE_SIZE_MAX);
+    let wanted = u64::try_from(limit).unwrap_or(u64::MAX);
+    let upper = latest.min(after.saturating_add(wanted));
+    // Keys run newest first: start just below `upper + 1` and walk down to `after + 1`.
+    let start = upper
+        .checked_add(1)
+        .map(|above| keys::auction_event(id, above));
+    let mut events: Vec<Event> = page(
+        kv,
+        &keys::auction_events_prefix(id),
+        start.as_deref(),
+        limit,
+    )?;
+    events.retain(|event| event.auction_seq().is_some_and(|(_, seq)| seq > after));
+    events.reverse();
+    Ok(Some(events))
 }
 
 /// Auctions the user has bid on in this group, in id order.

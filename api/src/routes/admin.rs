@@ -39,7 +39,7 @@ pub async fn auctions<S: NodeStorage>(
         .map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminAuctionBody {
     /// `cancel` or `extend`.
@@ -143,7 +143,7 @@ fn user_id(text: &str) -> ApiResult<UserId> {
         .ok_or_else(|| ApiError::from(auction_statemachine::Rejection::UserNotFound))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct BanBody {
     banned: Option<bool>,
     reason: Option<String>,
@@ -183,7 +183,7 @@ pub async fn ban<S: NodeStorage>(
     Ok(Json(json!({ "user": views::user_for_admin(&user) })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RoleBody {
     role: String,
 }

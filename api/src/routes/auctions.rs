@@ -24,6 +24,7 @@ use crate::extract::{
     Consistency,
 };
 use crate::listing::{self, Cursor, Filter, Sort};
+use crate::metrics;
 use crate::views::{self, Viewer};
 use crate::{new_uuid, SharedApp, Written};
 
@@ -57,14 +58,14 @@ fn auction_answer<S: NodeStorage>(
     Ok((status, Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AntiSnipeBody {
     window_seconds: i64,
     extension_seconds: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBody {
     title: String,
@@ -250,18 +251,23 @@ async fn place<S: NodeStorage>(
     headers: &HeaderMap,
     op: Op,
 ) -> ApiResult<Response> {
+    let kind = metrics::BidKind::of(&op);
+    let refused = |error: &ApiError| app.metrics.record_bid(kind, error.code);
     if let Some(bidder) = op.actor() {
-        app.limits.check_bid(bidder)?;
+        app.limits.check_bid(bidder).inspect_err(refused)?;
     }
-    let key = idempotency_key(headers)?;
+    let key = idempotency_key(headers).inspect_err(refused)?;
     // The request id is the bid id; a replay answers with the first bid's id.
     let written = app
         .write(app.shard_of(id), RequestId(new_uuid()), key, op)
-        .await?;
+        .await
+        .inspect_err(refused)?;
     let status = created_status(&written);
     let now = app.now_ms().max(written.effective_ts);
     match written.outcome {
         Outcome::Bid(outcome) => {
+            let code = metrics::accepted_code(written.replayed, &outcome);
+            app.metrics.record_bid(kind, code);
             Ok((status, Json(views::bid_outcome(&outcome, now))).into_response())
         }
         _ => Err(ApiError::internal("expected a bid outcome")),

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{format_time, idempotency_key, ApiJson, Consistency};
 use crate::{new_uuid, views, SharedApp};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Register {
     email: String,
@@ -57,7 +57,7 @@ pub async fn register<S: NodeStorage>(
     Ok((status, Json(json!({ "user": views::user(&user) }))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Login {
     email: String,
     password: String,

@@ -217,7 +217,7 @@ pub async fn watchlist<S: NodeStorage>(
     Ok(Json(views::list(items, next)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchBody {
     auction_id: String,

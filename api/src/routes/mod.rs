@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auctions;
 pub mod auth;
+pub mod cluster;
 pub mod me;
 
 use auction_raft::host::NodeStorage;
@@ -67,4 +68,26 @@ pub fn router<S: NodeStorage>() -> Router<SharedApp<S>> {
         .route("/api/v1/admin/users/{id}/ban", post(admin::ban::<S>))
         .route("/api/v1/admin/users/{id}/role", put(admin::set_role::<S>))
         .route("/api/v1/admin/audit", get(admin::audit::<S>))
+        .route("/api/v1/cluster/members", get(cluster::members::<S>))
+        .route("/api/v1/cluster/nodes", post(cluster::add_node::<S>))
+        .route(
+            "/api/v1/cluster/nodes/{id}/promote",
+            post(cluster::promote_node::<S>),
+        )
+        .route(
+            "/api/v1/cluster/nodes/{id}",
+            delete(cluster::remove_node::<S>),
+        )
+        .route(
+            "/api/v1/cluster/groups/{group}/leader",
+            post(cluster::transfer_leader::<S>),
+        )
+        .route(
+            "/api/v1/cluster/groups/{group}/snapshot",
+            post(cluster::snapshot::<S>),
+        )
+        .route(
+            "/api/v1/cluster/groups/{group}/digest",
+            get(cluster::digest::<S>),
+        )
 }

@@ -1,19 +1,18 @@
-//! `auctionctl`: the admin command line of the cluster, over the HTTP API of any node.
+//! `auctionctl`: the admin command line of the cluster, over the HTTP API of any node (see
+//! `auction_node::ctl`).
 //!
-//! - `auctionctl user grant-admin EMAIL` makes a user an admin, authenticated by the cluster
-//!   admin token (`--admin-token` or `AUCTION_ADMIN_TOKEN`, the same value the nodes have):
-//!   this is how the first admin is made.
-//! - `auctionctl status` prints the node's view of every Raft group.
+//! - `user grant-admin|revoke-admin EMAIL`: roles; this is how the first admin is made.
+//! - `status`: every member's view of every Raft group, a table per group.
+//! - `node add ID ADDR` / `node remove ID`: membership of every group.
+//! - `leader transfer --group G --to N`, `snapshot --group G`.
 //!
-//! Not done yet: membership changes, the load generator (`auctionctl bench`).
+//! Every command needs the cluster admin token (`--admin-token` or `AUCTION_ADMIN_TOKEN`, the
+//! value the nodes were started with); `--json` prints machine-readable answers.
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use auction_node::ctl::{self, membership, status, Ctl};
 use clap::{Parser, Subcommand};
-
-/// How long one request may take.
-const REQUEST_TIMEOUT_MS_MAX: u64 = 30_000;
 
 #[derive(Parser)]
 #[command(name = "auctionctl", version, about = "Administer the auction cluster")]
@@ -21,13 +20,22 @@ struct Cli {
     /// Base URL of any node's HTTP API.
     #[arg(
         long,
+        global = true,
         env = "AUCTION_NODE_URL",
         default_value = "http://127.0.0.1:8081"
     )]
     node: String,
     /// The cluster admin token the nodes were started with.
-    #[arg(long, env = "AUCTION_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUCTION_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     admin_token: Option<String>,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,8 +47,25 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Every Raft group as this node sees it.
+    /// Every member's view of every Raft group.
     Status,
+    /// Cluster membership (every group at once).
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Group leadership.
+    Leader {
+        #[command(subcommand)]
+        command: LeaderCommand,
+    },
+    /// Make every member of a group build a snapshot now.
+    Snapshot {
+        #[arg(long)]
+        group: u64,
+    },
+    /// Load generator: users, auctions, then concurrent bids and reads; latency per operation.
+    Bench(auction_node::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -51,61 +76,73 @@ enum UserCommand {
     RevokeAdmin { email: String },
 }
 
-async fn set_role(cli: &Cli, email: &str, role: &str) -> anyhow::Result<()> {
-    let token = cli
-        .admin_token
-        .as_deref()
-        .context("the cluster admin token is needed: --admin-token or AUCTION_ADMIN_TOKEN")?;
-    let url = format!(
-        "{}/api/v1/admin/users/{email}/role",
-        cli.node.trim_end_matches('/')
-    );
-    let response = client()?
-        .put(url)
-        .header("x-admin-token", token)
-        .json(&serde_json::json!({ "role": role }))
-        .send()
-        .await
-        .context("the node did not answer")?;
-    print_answer(response).await
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Add a running node: a learner of every group until it has caught up, then a voter.
+    Add {
+        /// The new node's id (its `--id`).
+        id: u64,
+        /// Its node-to-node gRPC address as the other nodes reach it (`HOST:PORT`).
+        addr: String,
+        /// Give up waiting for the catch-up after this many seconds (it stays a learner).
+        #[arg(long, default_value_t = 600)]
+        wait_secs: u64,
+    },
+    /// Remove a node from every group.
+    Remove { id: u64 },
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS_MAX))
-        .build()?)
-}
-
-async fn print_answer(response: reqwest::Response) -> anyhow::Result<()> {
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.context("the answer is not JSON")?;
-    println!("{}", serde_json::to_string_pretty(&body)?);
-    if !status.is_success() {
-        bail!("refused with {status}");
-    }
-    Ok(())
+#[derive(Subcommand)]
+enum LeaderCommand {
+    /// Hand a group's leadership to another voter and wait until it leads.
+    Transfer {
+        #[arg(long)]
+        group: u64,
+        #[arg(long)]
+        to: u64,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 15)]
+        wait_secs: u64,
+    },
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match &cli.command {
-        Command::User {
-            command: UserCommand::GrantAdmin { email },
-        } => set_role(&cli, email, "admin").await,
-        Command::User {
-            command: UserCommand::RevokeAdmin { email },
-        } => set_role(&cli, email, "user").await,
-        Command::Status => {
-            let url = format!("{}/api/v1/cluster/status", cli.node.trim_end_matches('/'));
-            print_answer(
-                client()?
-                    .get(url)
-                    .send()
-                    .await
-                    .context("the node did not answer")?,
-            )
-            .await
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain of causes on one line, without a backtrace: this is an operator's tool.
+            eprintln!("auctionctl: {error:#}");
+            std::process::ExitCode::FAILURE
         }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctl = Ctl::new(&cli.node, cli.admin_token.clone(), cli.json)?;
+    match &cli.command {
+        Command::User { command } => match command {
+            UserCommand::GrantAdmin { email } => ctl::set_role(&ctl, email, "admin").await,
+            UserCommand::RevokeAdmin { email } => ctl::set_role(&ctl, email, "user").await,
+        },
+        Command::Status => status::run(&ctl).await,
+        Command::Node { command } => match command {
+            NodeCommand::Add {
+                id,
+                addr,
+                wait_secs,
+            } => membership::add(&ctl, *id, addr, Duration::from_secs(*wait_secs)).await,
+            NodeCommand::Remove { id } => membership::remove(&ctl, *id).await,
+        },
+        Command::Leader {
+            command:
+                LeaderCommand::Transfer {
+                    group,
+                    to,
+                    wait_secs,
+                },
+        } => membership::transfer(&ctl, *group, *to, Duration::from_secs(*wait_secs)).await,
+        Command::Snapshot { group } => membership::snapshot(&ctl, *group).await,
+        Command::Bench(args) => auction_node::bench::run(args).await,
     }
 }

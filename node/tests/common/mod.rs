@@ -350,3 +350,97 @@ impl Api {
         )
     }
 }
+
+/// How long [`SseStream::next`] waits for one event.
+const SSE_EVENT_WAIT_MS_MAX: u64 = 15_000;
+
+/// One server-sent event: its name, id and JSON data (heartbeat comments are skipped).
+#[derive(Debug, Clone)]
+pub struct SseMessage {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+/// An open SSE stream, read event by event.
+pub struct SseStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseStream {
+    /// Opens `url` with an optional bearer token and `Last-Event-ID`; a refusal is returned
+    /// as the JSON reply.
+    pub async fn open(
+        url: &str,
+        token: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> Result<SseStream, Reply> {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.expect("stream request sent");
+        if response.status() != StatusCode::OK {
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.expect("body");
+            return Err(Reply {
+                status,
+                headers,
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            });
+        }
+        Ok(SseStream {
+            response,
+            buffer: String::new(),
+        })
+    }
+
+    /// The next event, or `None` if none arrives within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<SseMessage> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(message) = parse_sse_block(&block) {
+                    return Some(message);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .expect("stream read")
+                .expect("the stream stays open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next event; panics if none arrives in time.
+    pub async fn next(&mut self) -> SseMessage {
+        let wait = Duration::from_millis(SSE_EVENT_WAIT_MS_MAX);
+        self.next_within(wait)
+            .await
+            .unwrap_or_else(|| panic!("no event in time; buffered {:?}", self.buffer))
+    }
+}
+
+/// One event block; `None` for a block of comments only (a heartbeat).
+fn parse_sse_block(block: &str) -> Option<SseMessage> {
+    let (mut event, mut id, mut data) = (None, None, String::new());
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("event:") {
+            event = Some(value.trim().to_owned());
+        } else if let Some(value) = line.strip_prefix("id:") {
+            id = Some(value.trim().to_owned());
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push_str(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    let event = event?;
+    let data = serde_json::from_str(&data).expect("event data is JSON");
+    Some(SseMessage { event, id, data })
+}

@@ -10,10 +10,14 @@
 //! Retrying is always safe: a write keeps its request id across every attempt and the state
 //! machine applies a request id (or a client's idempotency key) at most once.
 //!
+//! Cluster administration from any node (membership, leader transfer, snapshots, digests of
+//! replicas) is in [`cluster`].
+//!
 //! Not done yet: groups are fixed at start (every node hosts every group); a node removed from
 //! a group keeps its copy of the data.
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 mod duties;
 mod propose;
@@ -159,6 +163,11 @@ impl<S: NodeStorage> RaftHost<S> {
 
     pub fn node_id(&self) -> u64 {
         self.inner.config.node_id
+    }
+
+    /// The clock this node stamps commands with; the API shows the same time.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
     }
 
     pub fn config(&self) -> &HostConfig {

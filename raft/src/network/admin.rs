@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 use auction_proto::admin::admin_service_server::{AdminService, AdminServiceServer};
 use auction_proto::admin::{
-    AddLearnerRequest, ChangeMembershipRequest, GroupResult, GroupResults, GroupStatus,
-    GroupsRequest, ReplicationStatus, ServerState as ProtoServerState, StatusReply, StatusRequest,
-    TransferLeaderRequest,
+    AddLearnerRequest, ChangeMembersRequest, ChangeMembershipRequest, GroupResult, GroupResults,
+    GroupStatus, GroupsRequest, ReplicationStatus, ServerState as ProtoServerState, StatusReply,
+    StatusRequest, TransferLeaderRequest,
 };
 use auction_proto::client::{read_barrier_reply, NotLeader, ReadBarrierReply};
 use auction_proto::Bytes;
@@ -33,7 +33,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::storage::RaftStateMachine;
-use openraft::{Raft, RaftMetrics, RaftTypeConfig, ReadPolicy, ServerState};
+use openraft::{ChangeMembers, Raft, RaftMetrics, RaftTypeConfig, ReadPolicy, ServerState};
 use tonic::{Request, Response, Status};
 
 use super::server::GroupRegistry;
@@ -211,6 +211,34 @@ where
         Ok(Response::new(results))
     }
 
+    async fn change_members(
+        &self,
+        request: Request<ChangeMembersRequest>,
+    ) -> Result<Response<GroupResults>, Status> {
+        let request = request.into_inner();
+        let add: BTreeSet<u64> = request.add_voter_ids.iter().copied().collect();
+        let remove: BTreeSet<u64> = request.remove_node_ids.iter().copied().collect();
+        if add.is_empty() == remove.is_empty() {
+            return Err(Status::invalid_argument(
+                "name either voters to add or nodes to remove",
+            ));
+        }
+        let results = self
+            .for_each_group(&request.group_ids, |raft| {
+                let (add, remove) = (add.clone(), remove.clone());
+                async move {
+                    if add.is_empty() {
+                        remove_nodes(&raft, remove).await
+                    } else {
+                        let change = ChangeMembers::AddVoterIds(add);
+                        write_result(raft.change_membership(change, true).await)
+                    }
+                }
+            })
+            .await;
+        Ok(Response::new(results))
+    }
+
     async fn status(
         &self,
         request: Request<StatusRequest>,
@@ -267,6 +295,47 @@ where
             .await;
         Ok(Response::new(results))
     }
+}
+
+/// Drops `remove` from the group: voters leave through a (joint) membership change that does
+/// not keep them as learners; learners are simply forgotten. Nodes the group does not know are
+/// already gone, which is success (a retried removal answers the same).
+async fn remove_nodes<C, SM>(raft: &Raft<C, SM>, remove: BTreeSet<u64>) -> GroupResult
+where
+    C: RaftTypeConfig<NodeId = u64>,
+    SM: RaftStateMachine<C>,
+{
+    let metrics = raft.metrics().borrow_watched().clone();
+    if metrics.state != ServerState::Leader {
+        let leader_id = metrics.current_leader;
+        return failed(0, "this node is not the group's leader", leader_id);
+    }
+    let membership = metrics.membership_config.membership().clone();
+    let voters: BTreeSet<u64> = membership
+        .voter_ids()
+        .filter(|id| remove.contains(id))
+        .collect();
+    let learners: BTreeSet<u64> = membership
+        .learner_ids()
+        .filter(|id| remove.contains(id))
+        .collect();
+    let mut result = GroupResult {
+        ok: true,
+        ..GroupResult::default()
+    };
+    if !voters.is_empty() {
+        result = write_result(
+            raft.change_membership(ChangeMembers::RemoveVoters(voters), false)
+                .await,
+        );
+    }
+    if result.ok && !learners.is_empty() {
+        result = write_result(
+            raft.change_membership(ChangeMembers::RemoveNodes(learners), false)
+                .await,
+        );
+    }
+    result
 }
 
 fn not_leader<C>(forward: ForwardToLeader<C>) -> read_barrier_reply::Result

@@ -16,10 +16,10 @@ pub const KEY_BYTES_MAX: u32 = 64 * 1024;
 /// Largest value a snapshot may carry.
 pub const VALUE_BYTES_MAX: u32 = 64 * 1024 * 1024;
 
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     for byte in bytes {
         hash = (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME);
     }

@@ -38,11 +38,13 @@ pub(crate) fn place<S: KvStore>(
     super::save(ctx, &auction)?;
     let outcome = bid_outcome(ctx, &auction, bidder, amount, steps);
     if !outcome.steps.is_empty() {
-        ctx.events.push(Event::BidPlaced {
+        let bid = outcome.clone();
+        super::event_log::record(ctx, auction_id, |seq, ts| Event::BidPlaced {
             auction_id,
-            bid: outcome.clone(),
-            ts: ctx.now,
-        });
+            seq,
+            bid,
+            ts,
+        })?;
         notify_bid(ctx, &auction, bidder, previous_high, extended)?;
     }
     Ok(Outcome::Bid(outcome))
@@ -86,11 +88,13 @@ pub(crate) fn buy_now<S: KvStore>(
     let steps = record_steps(ctx, &mut auction, &[step])?;
     index_bidder(ctx, &auction, buyer)?;
     let outcome = bid_outcome(ctx, &auction, buyer, price, steps);
-    ctx.events.push(Event::BidPlaced {
+    let bid = outcome.clone();
+    super::event_log::record(ctx, auction_id, |seq, ts| Event::BidPlaced {
         auction_id,
-        bid: outcome.clone(),
-        ts: ctx.now,
-    });
+        seq,
+        bid,
+        ts,
+    })?;
     super::finish(ctx, &mut auction, Phase::Sold)?;
     Ok(Outcome::Bid(outcome))
 }

@@ -1,5 +1,5 @@
 //! Auction shard operations: lifecycle (create, edit, cancel), bidding and buy now, watches and
-//! notifications, admin actions, and the shared helpers they use to load, index and finish
+//! notifications, admin actions, the per-auction event log, and the shared helpers they use to load, index and finish
 //! auctions and to fan notifications out.
 //!
 //! Not done yet: notifications fan out to at most [`NOTIFY_RECIPIENTS_MAX`] watchers and as many
@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod bid;
+pub mod event_log;
 pub mod lifecycle;
 pub mod validate;
 pub mod watch;
@@ -101,12 +102,13 @@ pub(crate) fn notify_extended<S: KvStore>(
             message.clone(),
         )?;
     }
-    ctx.events.push(Event::AuctionExtended {
+    let end_time = auction.end_time;
+    event_log::record(ctx, auction.id, |seq, ts| Event::AuctionExtended {
         auction_id: auction.id,
-        end_time: auction.end_time,
-        ts: ctx.now,
-    });
-    Ok(())
+        seq,
+        end_time,
+        ts,
+    })
 }
 
 /// Ends an open auction as sold, unsold or cancelled; notifies everyone concerned.
@@ -127,14 +129,17 @@ pub(crate) fn finish<S: KvStore>(
     auction.closed_at = Some(ctx.now);
     save(ctx, auction)?;
     notify_finished(ctx, auction)?;
-    ctx.events.push(Event::AuctionEnded {
+    let status = auction.status_at(ctx.now);
+    let winner_id = auction.winner();
+    let final_price = winner_id.and(auction.pricing.price);
+    event_log::record(ctx, auction.id, |seq, ts| Event::AuctionEnded {
         auction_id: auction.id,
-        status: auction.status_at(ctx.now),
-        winner_id: auction.winner(),
-        final_price: auction.winner().and(auction.pricing.price),
-        ts: ctx.now,
-    });
-    Ok(())
+        seq,
+        status,
+        winner_id,
+        final_price,
+        ts,
+    })
 }
 
 fn notify_finished<S: KvStore>(ctx: &mut Ctx<'_, S>, auction: &Auction) -> Result<(), StoreError> {
