@@ -4,13 +4,13 @@
 //!
 //! `/metrics` is rendered by [`crate::metrics`].
 
+use auction_raft::host::cluster::{GroupStatus, ServerState};
 use auction_raft::host::NodeStorage;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use openraft::async_runtime::WatchReceiver;
 use serde::Serialize;
 use serde_json::json;
 
@@ -26,11 +26,12 @@ pub fn router<S: NodeStorage>() -> Router<SharedApp<S>> {
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
 }
 
+/// One node's view of one Raft group, as `/cluster/status` and `/cluster/members` show it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct GroupStatus {
+pub struct GroupView {
     group_id: u64,
-    state: String,
+    state: &'static str,
     term: u64,
     leader_id: Option<u64>,
     last_log_index: Option<u64>,
@@ -40,32 +41,60 @@ struct GroupStatus {
     purged_index: Option<u64>,
     voters: Vec<u64>,
     learners: Vec<u64>,
+    /// On a leader: how far each follower's log is known to match.
+    replication: Vec<ReplicaView>,
 }
 
-fn group_statuses<S: NodeStorage>(app: &SharedApp<S>) -> Vec<GroupStatus> {
-    let host = &app.host;
-    let mut statuses = Vec::new();
-    for group_id in host.group_ids() {
-        let Ok(raft) = host.raft(group_id) else {
-            continue;
-        };
-        let metrics = raft.metrics().borrow_watched().clone();
-        let membership = metrics.membership_config.membership();
-        statuses.push(GroupStatus {
-            group_id,
-            state: format!("{:?}", metrics.state).to_lowercase(),
-            term: metrics.current_term,
-            leader_id: metrics.current_leader,
-            last_log_index: metrics.last_log_index,
-            committed_index: metrics.local_committed.map(|log_id| log_id.index),
-            applied_index: metrics.last_applied.map(|log_id| log_id.index),
-            snapshot_index: metrics.snapshot.map(|log_id| log_id.index),
-            purged_index: metrics.purged.map(|log_id| log_id.index),
-            voters: membership.voter_ids().collect(),
-            learners: membership.learner_ids().collect(),
-        });
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplicaView {
+    node_id: u64,
+    matched_index: Option<u64>,
+}
+
+fn state_name(state: i32) -> &'static str {
+    match ServerState::try_from(state) {
+        Ok(ServerState::Learner) => "learner",
+        Ok(ServerState::Follower) => "follower",
+        Ok(ServerState::Candidate) => "candidate",
+        Ok(ServerState::Leader) => "leader",
+        Ok(ServerState::Shutdown) => "shutdown",
+        _ => "unknown",
     }
-    statuses
+}
+
+impl From<GroupStatus> for GroupView {
+    fn from(group: GroupStatus) -> GroupView {
+        GroupView {
+            group_id: group.group_id,
+            state: state_name(group.state),
+            term: group.current_term,
+            leader_id: group.leader_id,
+            last_log_index: group.last_log_index,
+            committed_index: group.committed_index,
+            applied_index: group.applied_index,
+            snapshot_index: group.snapshot_index,
+            purged_index: group.purged_index,
+            voters: group.voter_ids,
+            learners: group.learner_ids,
+            replication: group
+                .replication
+                .into_iter()
+                .map(|replica| ReplicaView {
+                    node_id: replica.node_id,
+                    matched_index: replica.matched_index,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn group_statuses<S: NodeStorage>(app: &SharedApp<S>) -> Vec<GroupView> {
+    app.host
+        .local_statuses()
+        .into_iter()
+        .map(GroupView::from)
+        .collect()
 }
 
 async fn ready<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response {

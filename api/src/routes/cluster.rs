@@ -29,12 +29,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{has_admin_token, MaybeUser};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::ops::GroupView;
 use crate::SharedApp;
 
 /// Longest accepted `rpcAddr`, in bytes.
@@ -189,68 +190,9 @@ pub async fn snapshot<S: NodeStorage>(
     Ok(answer(app.host.snapshot(group).await))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReplicaView {
-    node_id: u64,
-    matched_index: Option<u64>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GroupView {
-    group_id: u64,
-    state: &'static str,
-    term: u64,
-    leader_id: Option<u64>,
-    last_log_index: Option<u64>,
-    committed_index: Option<u64>,
-    applied_index: Option<u64>,
-    snapshot_index: Option<u64>,
-    voters: Vec<u64>,
-    learners: Vec<u64>,
-    /// On a leader: how far each follower's log is known to match.
-    replication: Vec<ReplicaView>,
-}
-
-fn state_name(state: i32) -> &'static str {
-    use auction_raft::host::cluster::ServerState;
-    match ServerState::try_from(state) {
-        Ok(ServerState::Learner) => "learner",
-        Ok(ServerState::Follower) => "follower",
-        Ok(ServerState::Candidate) => "candidate",
-        Ok(ServerState::Leader) => "leader",
-        Ok(ServerState::Shutdown) => "shutdown",
-        _ => "unknown",
-    }
-}
-
 fn member_view(member: MemberStatus) -> Value {
     let groups: Vec<GroupView> = match member.status {
-        Ok(reply) => reply
-            .groups
-            .into_iter()
-            .map(|group| GroupView {
-                group_id: group.group_id,
-                state: state_name(group.state),
-                term: group.current_term,
-                leader_id: group.leader_id,
-                last_log_index: group.last_log_index,
-                committed_index: group.committed_index,
-                applied_index: group.applied_index,
-                snapshot_index: group.snapshot_index,
-                voters: group.voter_ids,
-                learners: group.learner_ids,
-                replication: group
-                    .replication
-                    .into_iter()
-                    .map(|replica| ReplicaView {
-                        node_id: replica.node_id,
-                        matched_index: replica.matched_index,
-                    })
-                    .collect(),
-            })
-            .collect(),
+        Ok(reply) => reply.groups.into_iter().map(GroupView::from).collect(),
         Err(error) => {
             return json!({
                 "nodeId": member.node_id,

@@ -47,7 +47,7 @@ async fn get(cluster: &Cluster, via: u64, path: &str) -> anyhow::Result<Value> {
 }
 
 /// Every step of an auction's history, newest first: (amount in cents, bidder id).
-async fn history(cluster: &Cluster, via: u64, auction: &str) -> anyhow::Result<Vec<(i64, String)>> {
+async fn history(cluster: &Cluster, via: u64, auction: &str) -> anyhow::Result<Vec<(u64, String)>> {
     let mut steps = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -76,54 +76,9 @@ pub async fn histories(
     ledger: &Ledger,
 ) -> anyhow::Result<HistoryReport> {
     let mut report = HistoryReport::default();
-    let unknown: BTreeSet<(&str, i64)> = ledger
-        .unknown
-        .iter()
-        .map(|(auction, amount)| (auction.as_str(), *amount))
-        .collect();
     for auction in auctions {
         let steps = history(cluster, via, auction).await?;
-        let by_amount: BTreeMap<i64, &str> = steps
-            .iter()
-            .map(|(amount, bidder)| (*amount, bidder.as_str()))
-            .collect();
-        if by_amount.len() != steps.len() {
-            bail!("auction {auction}: two history steps have the same amount: {steps:?}");
-        }
-        if steps.windows(2).any(|pair| pair[0].0 <= pair[1].0) {
-            bail!("auction {auction}: amounts do not strictly increase: {steps:?}");
-        }
-        let acked: Vec<_> = ledger
-            .acked
-            .iter()
-            .filter(|a| &a.auction == auction)
-            .collect();
-        for bid in &acked {
-            match by_amount.get(&bid.amount_cents) {
-                Some(bidder) if *bidder == bid.bidder => {}
-                Some(bidder) => bail!(
-                    "auction {auction}: acknowledged bid {} of {} is in the history as {bidder}'s",
-                    bid.bid_id,
-                    bid.bidder
-                ),
-                None => bail!(
-                    "auction {auction}: acknowledged bid {} ({} cents by {}) is LOST",
-                    bid.bid_id,
-                    bid.amount_cents,
-                    bid.bidder
-                ),
-            }
-        }
-        let acked_amounts: BTreeSet<i64> = acked.iter().map(|a| a.amount_cents).collect();
-        for (amount, _) in &steps {
-            if acked_amounts.contains(amount) {
-                continue;
-            }
-            if !unknown.contains(&(auction.as_str(), *amount)) {
-                bail!("auction {auction}: history step of {amount} cents was never acknowledged nor left unknown");
-            }
-            report.unknown_applied += 1;
-        }
+        let (acked, unknown_applied) = check_steps(auction, &steps, ledger)?;
         let answer = get(cluster, via, &format!("/api/v1/auctions/{auction}")).await?;
         let view = &answer["auction"];
         let bid_count = view["bidCount"].as_u64().context("bidCount")?;
@@ -139,9 +94,64 @@ pub async fn histories(
         }
         report.auctions += 1;
         report.steps += steps.len();
-        report.acked_checked += acked.len();
+        report.acked_checked += acked;
+        report.unknown_applied += unknown_applied;
     }
     Ok(report)
+}
+
+/// Checks one auction's history (newest first) against the ledger: amounts strictly
+/// increase, every acknowledged bid is there with its bidder, every other step was a bid whose
+/// outcome stayed unknown. Answers (acknowledged bids checked, unknown bids applied).
+pub fn check_steps(
+    auction: &str,
+    steps: &[(u64, String)],
+    ledger: &Ledger,
+) -> anyhow::Result<(usize, usize)> {
+    if steps.windows(2).any(|pair| pair[0].0 <= pair[1].0) {
+        bail!("auction {auction}: amounts do not strictly increase: {steps:?}");
+    }
+    let by_amount: BTreeMap<u64, &str> = steps
+        .iter()
+        .map(|(amount, bidder)| (*amount, bidder.as_str()))
+        .collect();
+    let acked: Vec<_> = ledger
+        .acked
+        .iter()
+        .filter(|a| a.auction == auction)
+        .collect();
+    for bid in &acked {
+        match by_amount.get(&bid.amount_cents) {
+            Some(bidder) if *bidder == bid.bidder => {}
+            Some(bidder) => bail!(
+                "auction {auction}: acknowledged bid {} of {} is in the history as {bidder}'s",
+                bid.bid_id,
+                bid.bidder
+            ),
+            None => bail!(
+                "auction {auction}: acknowledged bid {} ({} cents by {}) is LOST",
+                bid.bid_id,
+                bid.amount_cents,
+                bid.bidder
+            ),
+        }
+    }
+    let acked_amounts: BTreeSet<u64> = acked.iter().map(|a| a.amount_cents).collect();
+    let mut unknown_applied = 0;
+    for (amount, _) in steps {
+        if acked_amounts.contains(amount) {
+            continue;
+        }
+        let unknown = ledger
+            .unknown
+            .iter()
+            .any(|(other, cents)| other == auction && cents == amount);
+        if !unknown {
+            bail!("auction {auction}: history step of {amount} cents was never acknowledged nor left unknown");
+        }
+        unknown_applied += 1;
+    }
+    Ok((acked.len(), unknown_applied))
 }
 
 /// Waits until every member reports the same applied index and digest for every group; fails
@@ -184,4 +194,51 @@ pub async fn replicas_agree(
         }
     }
     Ok(compared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::e2e::load::Acked;
+
+    fn ledger() -> Ledger {
+        let acked = |amount: u64, bidder: &str| Acked {
+            auction: "a".into(),
+            amount_cents: amount,
+            bid_id: format!("bid-{amount}"),
+            bidder: bidder.into(),
+        };
+        Ledger {
+            acked: vec![acked(100, "u1"), acked(300, "u2")],
+            unknown: vec![("a".into(), 200)],
+            ..Ledger::default()
+        }
+    }
+
+    fn steps(items: &[(u64, &str)]) -> Vec<(u64, String)> {
+        items.iter().map(|(a, b)| (*a, (*b).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_history_with_every_acknowledged_bid_passes() {
+        let history = steps(&[(300, "u2"), (200, "u1"), (100, "u1")]);
+        assert_eq!(check_steps("a", &history, &ledger()).ok(), Some((2, 1)));
+        let without_unknown = steps(&[(300, "u2"), (100, "u1")]);
+        assert_eq!(
+            check_steps("a", &without_unknown, &ledger()).ok(),
+            Some((2, 0))
+        );
+    }
+
+    #[test]
+    fn a_lost_bid_a_wrong_bidder_a_stranger_or_disorder_fail() {
+        let lost = steps(&[(100, "u1")]);
+        assert!(format!("{:#}", check_steps("a", &lost, &ledger()).unwrap_err()).contains("LOST"));
+        let wrong_bidder = steps(&[(300, "u1"), (100, "u1")]);
+        assert!(check_steps("a", &wrong_bidder, &ledger()).is_err());
+        let never_sent = steps(&[(400, "u3"), (300, "u2"), (100, "u1")]);
+        assert!(check_steps("a", &never_sent, &ledger()).is_err());
+        let disorder = steps(&[(100, "u1"), (300, "u2")]);
+        assert!(check_steps("a", &disorder, &ledger()).is_err());
+    }
 }

@@ -12,9 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
+
+use crate::bench::money::{format_cents, parse_cents};
 
 /// Attempts of one bid (the same idempotency key every time).
 const BID_ATTEMPTS_MAX: u32 = 10;
@@ -41,7 +45,7 @@ pub struct Auction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acked {
     pub auction: String,
-    pub amount_cents: i64,
+    pub amount_cents: u64,
     pub bid_id: String,
     pub bidder: String,
 }
@@ -50,7 +54,7 @@ pub struct Acked {
 pub struct Ledger {
     pub acked: Vec<Acked>,
     /// (auction, amount in cents) of bids whose outcome stayed unknown.
-    pub unknown: Vec<(String, i64)>,
+    pub unknown: Vec<(String, u64)>,
     pub refused: BTreeMap<String, u64>,
     /// Attempts that got no answer and were retried.
     pub retried: u64,
@@ -84,51 +88,15 @@ impl InService {
         }
     }
 
-    fn pick(&self, rng: &mut Rng) -> Option<u64> {
+    fn pick(&self, rng: &mut StdRng) -> Option<u64> {
         let nodes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        (!nodes.is_empty()).then(|| nodes[rng.below(nodes.len())])
+        (!nodes.is_empty()).then(|| nodes[rng.random_range(0..nodes.len())])
     }
 }
 
-/// SplitMix64: the driver's choices, from a printed seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-/// `"12.34"` → 1234.
-pub fn cents(amount: &str) -> anyhow::Result<i64> {
-    let (units, fraction) = amount.split_once('.').unwrap_or((amount, "0"));
-    let fraction = format!("{fraction:0<2}");
-    if fraction.len() != 2 {
-        bail!("{amount:?} has more than 2 decimals");
-    }
-    let units: i64 = units
-        .parse()
-        .with_context(|| format!("amount {amount:?}"))?;
-    let fraction: i64 = fraction
-        .parse()
-        .with_context(|| format!("amount {amount:?}"))?;
-    Ok(units * 100 + fraction)
-}
-
-pub fn money(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
+/// `"12.34"` → 1234, refusing anything that is not an amount.
+pub fn cents(amount: &str) -> anyhow::Result<u64> {
+    parse_cents(amount).with_context(|| format!("{amount:?} is not an amount"))
 }
 
 /// Everything a bidder shares with the driver.
@@ -161,13 +129,13 @@ pub fn start(shared: &Arc<Shared>, bidders: usize, seed: u64) -> Vec<JoinHandle<
     (0..bidders)
         .map(|index| {
             let shared = shared.clone();
-            let rng = Rng::new(seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9));
+            let rng = StdRng::seed_from_u64(seed.wrapping_add(index as u64));
             tokio::spawn(bidder(shared, rng))
         })
         .collect()
 }
 
-async fn bidder(shared: Arc<Shared>, mut rng: Rng) {
+async fn bidder(shared: Arc<Shared>, mut rng: StdRng) {
     while !shared.stop.load(Ordering::Relaxed) {
         if let Err(error) = one_bid(&shared, &mut rng).await {
             {
@@ -182,9 +150,9 @@ async fn bidder(shared: Arc<Shared>, mut rng: Rng) {
 }
 
 /// Reads the auction's minimum on some node, then bids a little above it.
-async fn one_bid(shared: &Shared, rng: &mut Rng) -> anyhow::Result<()> {
-    let auction = &shared.auctions[rng.below(shared.auctions.len())];
-    let mut user_index = rng.below(shared.users.len());
+async fn one_bid(shared: &Shared, rng: &mut StdRng) -> anyhow::Result<()> {
+    let auction = &shared.auctions[rng.random_range(0..shared.auctions.len())];
+    let mut user_index = rng.random_range(0..shared.users.len());
     if user_index == auction.seller {
         user_index = (user_index + 1) % shared.users.len();
     }
@@ -205,7 +173,7 @@ async fn one_bid(shared: &Shared, rng: &mut Rng) -> anyhow::Result<()> {
             .as_str()
             .context("minimumBid")?,
     )?;
-    let amount = minimum + rng.below(300) as i64;
+    let amount = minimum + rng.random_range(0..300);
     place(shared, rng, auction, user, amount).await;
     Ok(())
 }
@@ -216,7 +184,7 @@ enum Attempt {
     NoAnswer,
 }
 
-async fn place(shared: &Shared, rng: &mut Rng, auction: &Auction, user: &User, amount: i64) {
+async fn place(shared: &Shared, rng: &mut StdRng, auction: &Auction, user: &User, amount: u64) {
     let key = uuid::Uuid::new_v4().to_string();
     let started = Instant::now();
     for _ in 0..BID_ATTEMPTS_MAX {
@@ -250,7 +218,7 @@ async fn attempt(
     node: u64,
     auction: &Auction,
     user: &User,
-    amount: i64,
+    amount: u64,
     key: &str,
 ) -> Attempt {
     let path = format!("/api/v1/auctions/{}/bids", auction.id);
@@ -259,7 +227,7 @@ async fn attempt(
         .post(shared.url(node, &path))
         .bearer_auth(&user.token)
         .header("x-idempotency-key", key)
-        .json(&json!({ "amount": money(amount) }))
+        .json(&json!({ "amount": format_cents(amount) }))
         .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
         .send()
         .await;
@@ -286,20 +254,5 @@ async fn attempt(
         // Refused before anything was proposed (rate limit) or not answered: same key again.
         429 | 500..=599 => Attempt::NoAnswer,
         _ => Attempt::Refused(body["error"].as_str().unwrap_or("?").to_owned()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_round_trips_through_cents() {
-        assert_eq!(cents("12.34").ok(), Some(1234));
-        assert_eq!(cents("12.3").ok(), Some(1230));
-        assert_eq!(cents("7").ok(), Some(700));
-        assert!(cents("1.234").is_err());
-        assert_eq!(money(1234), "12.34");
-        assert_eq!(money(5), "0.05");
     }
 }

@@ -211,6 +211,18 @@ impl<S: NodeStorage> RaftHost<S> {
         })
     }
 
+    /// This node's own status of every group it hosts (what `member_statuses` asks the others).
+    pub fn local_statuses(&self) -> Vec<GroupStatus> {
+        self.inner
+            .groups
+            .iter()
+            .map(|(group_id, group)| {
+                let metrics = group.raft.metrics().borrow_watched().clone();
+                crate::network::admin::group_status(*group_id, &metrics)
+            })
+            .collect()
+    }
+
     /// Runs `call` at the leader of every group, one group after the other.
     async fn at_every_leader<F, Fut>(&self, call: F) -> Vec<GroupAction>
     where

@@ -136,7 +136,8 @@ fn index_of<C: RaftTypeConfig>(log_id: &Option<LogIdOf<C>>) -> Option<u64> {
     log_id.as_ref().map(|log_id| log_id.index)
 }
 
-fn group_status<C>(group_id: GroupId, metrics: &RaftMetrics<C>) -> GroupStatus
+/// A group's status as the admin service reports it, from its metrics.
+pub fn group_status<C>(group_id: GroupId, metrics: &RaftMetrics<C>) -> GroupStatus
 where
     C: RaftTypeConfig<NodeId = u64, Term = u64>,
 {
