@@ -159,11 +159,13 @@ impl From<HostError> for ApiError {
             )
             .with("group", group)
             .retry_after(retry_after_ms.div_ceil(1_000)),
-            HostError::Timeout { group } => ApiError::new(
+            HostError::OutcomeUnknown { group, reason } => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "TIMEOUT",
-                "no answer in time: the outcome is unknown; retrying with the same \
-                 X-Idempotency-Key is safe",
+                format!(
+                    "the outcome is unknown ({reason}); retrying with the same \
+                     X-Idempotency-Key is safe"
+                ),
             )
             .with("group", group)
             .retry_after(1),

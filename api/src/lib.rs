@@ -59,6 +59,9 @@ pub struct ApiConfig {
     pub admin_token: Option<String>,
     /// How long a login lasts.
     pub session_ttl_ms: i64,
+    /// How stale the local meta replica may be when it authenticates a request: a logout or a
+    /// ban takes effect on every node within this bound (DESIGN: 1 s).
+    pub session_lease_ms: u64,
     /// Sets `Secure` on the session cookie (behind TLS).
     pub cookie_secure: bool,
     /// Interval of SSE heartbeat comments.
@@ -76,6 +79,7 @@ impl Default for ApiConfig {
         ApiConfig {
             admin_token: None,
             session_ttl_ms: 7 * 24 * 60 * 60 * 1_000,
+            session_lease_ms: 1_000,
             cookie_secure: false,
             sse_heartbeat: Duration::from_secs(15),
             rate_limits: limits::RateLimitConfig::default(),

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use auction_raft::host::NodeStorage;
+use auction_raft::log_store::{SyncCounters, SYNC_LATENCY_BUCKETS_US};
+use auction_raft::GroupId;
 use auction_statemachine::outcome::BidOutcome;
 use auction_statemachine::Op;
 use axum::body::Body;
@@ -26,7 +28,6 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use openraft::async_runtime::WatchReceiver;
 
 use crate::SharedApp;
 
@@ -269,11 +270,44 @@ fn is_event_stream(response: &Response) -> bool {
         .is_some_and(|value| value.starts_with("text/event-stream"))
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, values: &[(u64, u64)]) {
+fn gauge(out: &mut String, name: &str, help: &str, values: &[(GroupId, u64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
     for (group, value) in values {
         let _ = writeln!(out, "{name}{{group=\"{group}\"}} {value}");
     }
+}
+
+/// The node's WAL syncs (group commit): how many, how many log entries they made durable, and
+/// how long they took.
+fn render_wal_syncs(out: &mut String, counters: &SyncCounters) {
+    let _ = writeln!(
+        out,
+        "# HELP auction_wal_syncs_total WAL syncs (one makes the appends of every group durable).\n\
+         # TYPE auction_wal_syncs_total counter\nauction_wal_syncs_total {}",
+        counters.syncs()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP auction_wal_synced_entries_total Log entries made durable by WAL syncs.\n\
+         # TYPE auction_wal_synced_entries_total counter\nauction_wal_synced_entries_total {}",
+        counters.entries_synced()
+    );
+    let latency = counters.latency();
+    let name = "auction_wal_sync_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} How long one WAL sync took.\n# TYPE {name} histogram"
+    );
+    let mut cumulative = 0;
+    for (bound_us, count) in SYNC_LATENCY_BUCKETS_US.iter().zip(&latency.buckets) {
+        cumulative += count;
+        let bound = *bound_us as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let total: u64 = latency.buckets.iter().sum();
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "{name}_sum {}", latency.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {total}");
 }
 
 /// `GET /metrics`.
@@ -283,16 +317,16 @@ pub async fn render<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response
     let node = app.host.node_id();
     let (mut term, mut leader, mut leading, mut last_log, mut applied) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for group in app.host.group_ids() {
-        let Ok(raft) = app.host.raft(group) else {
-            continue;
-        };
-        let metrics = raft.metrics().borrow_watched().clone();
-        term.push((group, metrics.current_term));
-        leader.push((group, u64::from(metrics.current_leader.is_some())));
-        leading.push((group, u64::from(metrics.current_leader == Some(node))));
-        last_log.push((group, metrics.last_log_index.unwrap_or(0)));
-        applied.push((group, metrics.last_applied.map_or(0, |log_id| log_id.index)));
+    for status in app.host.local_statuses() {
+        let group = status.group_id;
+        term.push((group, status.term));
+        leader.push((group, u64::from(status.leader_id.is_some())));
+        leading.push((group, u64::from(status.leader_id == Some(node))));
+        last_log.push((group, status.last_log_index.unwrap_or(0)));
+        applied.push((group, status.applied_index.unwrap_or(0)));
+    }
+    if let Some(counters) = app.host.sync_counters() {
+        render_wal_syncs(&mut out, &counters);
     }
     gauge(
         &mut out,

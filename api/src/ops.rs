@@ -4,8 +4,8 @@
 //!
 //! `/metrics` is rendered by [`crate::metrics`].
 
-use auction_raft::host::cluster::{GroupStatus, ServerState};
-use auction_raft::host::NodeStorage;
+use auction_raft::host::{GroupStatus, NodeStorage, ReplicaProgress, Role};
+use auction_raft::{GroupId, NodeId};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -30,61 +30,36 @@ pub fn router<S: NodeStorage>() -> Router<SharedApp<S>> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupView {
-    group_id: u64,
-    state: &'static str,
+    group_id: GroupId,
+    state: Role,
     term: u64,
-    leader_id: Option<u64>,
+    leader_id: Option<NodeId>,
     last_log_index: Option<u64>,
     committed_index: Option<u64>,
     applied_index: Option<u64>,
     snapshot_index: Option<u64>,
     purged_index: Option<u64>,
-    voters: Vec<u64>,
-    learners: Vec<u64>,
+    voters: Vec<NodeId>,
+    learners: Vec<NodeId>,
     /// On a leader: how far each follower's log is known to match.
-    replication: Vec<ReplicaView>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReplicaView {
-    node_id: u64,
-    matched_index: Option<u64>,
-}
-
-fn state_name(state: i32) -> &'static str {
-    match ServerState::try_from(state) {
-        Ok(ServerState::Learner) => "learner",
-        Ok(ServerState::Follower) => "follower",
-        Ok(ServerState::Candidate) => "candidate",
-        Ok(ServerState::Leader) => "leader",
-        Ok(ServerState::Shutdown) => "shutdown",
-        _ => "unknown",
-    }
+    replication: Vec<ReplicaProgress>,
 }
 
 impl From<GroupStatus> for GroupView {
     fn from(group: GroupStatus) -> GroupView {
         GroupView {
             group_id: group.group_id,
-            state: state_name(group.state),
-            term: group.current_term,
+            state: group.role,
+            term: group.term,
             leader_id: group.leader_id,
             last_log_index: group.last_log_index,
             committed_index: group.committed_index,
             applied_index: group.applied_index,
             snapshot_index: group.snapshot_index,
             purged_index: group.purged_index,
-            voters: group.voter_ids,
-            learners: group.learner_ids,
-            replication: group
-                .replication
-                .into_iter()
-                .map(|replica| ReplicaView {
-                    node_id: replica.node_id,
-                    matched_index: replica.matched_index,
-                })
-                .collect(),
+            voters: group.voters,
+            learners: group.learners,
+            replication: group.replication,
         }
     }
 }
@@ -98,7 +73,7 @@ fn group_statuses<S: NodeStorage>(app: &SharedApp<S>) -> Vec<GroupView> {
 }
 
 async fn ready<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response {
-    let leaderless: Vec<u64> = group_statuses(&app)
+    let leaderless: Vec<GroupId> = group_statuses(&app)
         .into_iter()
         .filter(|group| group.leader_id.is_none())
         .map(|group| group.group_id)

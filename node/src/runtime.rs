@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use auction_raft::host::{RaftHost, RocksStorage, SystemClock};
 use auction_raft::network::tcp_channel_factory;
-use openraft::BasicNode;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -98,11 +97,8 @@ impl RunningNode {
         args: &NodeArgs,
         peers: &BTreeMap<u64, String>,
     ) -> anyhow::Result<()> {
-        let mut members: BTreeMap<u64, BasicNode> = peers
-            .iter()
-            .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
-            .collect();
-        members.insert(args.id, BasicNode::new(args.rpc_addr()));
+        let mut members = peers.clone();
+        members.insert(args.id, args.rpc_addr());
         tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising every group");
         self.host
             .initialize(members)

@@ -36,6 +36,7 @@ pub mod error;
 pub mod host;
 pub mod log_store;
 pub mod network;
+pub mod rocks_options;
 pub mod state_machine;
 pub mod types;
 
@@ -44,5 +45,10 @@ mod testing;
 
 pub use error::Error;
 
-/// Identifies a Raft group on every node: 0 is the meta group, 1..=S are the auction shards.
-pub type GroupId = u64;
+pub use auction_statemachine::{GroupId, NodeId};
+
+/// The prefix of a group's keys in the node's RocksDB: its id as 8 big-endian bytes (the on-disk
+/// format predates the 32-bit group id, and keeps sorting groups in order).
+pub(crate) fn group_key_prefix(group: GroupId) -> [u8; 8] {
+    u64::from(group).to_be_bytes()
+}

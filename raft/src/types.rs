@@ -40,5 +40,6 @@ openraft::declare_raft_types!(
     pub AuctionRaft:
         D = auction_statemachine::Command,
         R = Response,
+        NodeId = crate::NodeId,
         AsyncRuntime = SeededRuntime,
 );

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use auction_statemachine::command::{NewUser, Op};
 use auction_statemachine::outcome::{Event, Outcome};
-use auction_statemachine::{query, RequestId};
+use auction_statemachine::{query, GroupId, RequestId};
 use common::*;
 use openraft::async_runtime::WatchReceiver;
 use openraft::BasicNode;
@@ -27,7 +27,7 @@ fn is_winning(outcome: &Result<Outcome, auction_statemachine::Rejection>) -> boo
 /// group in turn; returns the request ids of the acknowledged ones.
 async fn bid_rounds(
     cluster: &mut TestCluster,
-    group: u64,
+    group: GroupId,
     lot: auction_statemachine::AuctionId,
     first: u64,
     count: u64,
@@ -59,7 +59,7 @@ async fn bid_rounds(
 /// leader's ticks), so each node's state is read on its state-machine task together with its
 /// applied index; only states at the same index are compared, and any difference there is a
 /// divergence.
-async fn assert_replicas_agree(cluster: &TestCluster, group: u64) {
+async fn assert_replicas_agree(cluster: &TestCluster, group: GroupId) {
     for _ in 0..200 {
         let mut views = Vec::new();
         for id in cluster.running() {
@@ -95,10 +95,10 @@ async fn three_nodes_commit_in_every_group_and_every_node_hears_the_events() {
         cluster.propose(1, 0, register).await.result.is_ok(),
         "meta group write"
     );
-    for group in 1..=u64::from(SHARDS) {
+    for group in 1..=SHARDS {
         let lot = auction_id(u128::from(group));
         let created = cluster
-            .propose(1 + group % 3, group, create_auction(lot))
+            .propose(1 + u64::from(group) % 3, group, create_auction(lot))
             .await;
         assert!(
             created.result.is_ok(),
@@ -118,7 +118,7 @@ async fn three_nodes_commit_in_every_group_and_every_node_hears_the_events() {
                 .result
         ));
     }
-    for group in 0..=u64::from(SHARDS) {
+    for group in 0..=SHARDS {
         cluster.wait_converged(group).await;
         assert_replicas_agree(&cluster, group).await;
     }
@@ -257,7 +257,7 @@ async fn a_learner_is_promoted_in_every_group_and_a_voter_is_removed() {
         .is_ok());
     bid_rounds(&mut cluster, 3, lot, 0, 5).await;
     let newcomer = BasicNode::new(cluster.nodes[&4].addr.clone());
-    for group in 0..=u64::from(SHARDS) {
+    for group in 0..=SHARDS {
         let leader = cluster.wait_for_leader(group).await;
         let raft = cluster.host(leader).raft(group).expect("group");
         raft.add_learner(4, newcomer.clone(), true)
@@ -267,7 +267,7 @@ async fn a_learner_is_promoted_in_every_group_and_a_voter_is_removed() {
             .await
             .expect("promote");
     }
-    for group in 0..=u64::from(SHARDS) {
+    for group in 0..=SHARDS {
         let leader = cluster.wait_for_leader(group).await;
         let raft = cluster.host(leader).raft(group).expect("group");
         raft.change_membership([1, 3, 4], false)
@@ -335,7 +335,7 @@ async fn group_leaders_spread_across_the_nodes() {
     let mut leaders = BTreeMap::new();
     for _ in 0..100 {
         leaders.clear();
-        for group in 0..=u64::from(SHARDS) {
+        for group in 0..=SHARDS {
             *leaders
                 .entry(cluster.wait_for_leader(group).await)
                 .or_insert(0) += 1;

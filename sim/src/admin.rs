@@ -105,7 +105,7 @@ pub async fn run_admin(desk: Rc<AdminDesk>, nodes: u64, shards: u32) -> turmoil:
         let channel = factory(&node_addr(id))?;
         clients.push(AdminServiceClient::new(channel));
     }
-    let groups: Vec<GroupId> = (0..=u64::from(shards)).collect();
+    let groups: Vec<GroupId> = (0..=shards).collect();
     loop {
         let next = desk.queue.borrow_mut().pop_front();
         let Some(action) = next else {

@@ -27,7 +27,7 @@
 use auction_jepsen::{Completion, ObservedAuction, OkValue, Operation, WriteRequest};
 use auction_statemachine::command::Op;
 use auction_statemachine::money::Money;
-use auction_statemachine::{AuctionId, Phase, TimestampMs, UserId};
+use auction_statemachine::{AuctionId, GroupId, Phase, TimestampMs, UserId};
 use hyper::http::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -64,7 +64,7 @@ pub enum ApiAnswer {
 pub struct ApiWrite {
     pub invoke_index: usize,
     pub complete_index: usize,
-    pub group: u64,
+    pub group: GroupId,
     pub write: WriteRequest,
     pub answer: ApiAnswer,
 }

@@ -144,7 +144,8 @@ const PLACEMENT_TRIES_MAX: u128 = 10_000;
 /// spread over the shards and every node, the API and the framed protocol agree where each is.
 pub fn auction_id(index: u64, shards: u32) -> AuctionId {
     let shards = shards.max(1);
-    let wanted = 1 + index % u64::from(shards);
+    // `index % shards < shards`, so it fits the group id's width.
+    let wanted = 1 + (index % u64::from(shards)) as GroupId;
     let base = 0xa0c7_0000_0000_0000_0000 + u128::from(index) * PLACEMENT_TRIES_MAX;
     (0..PLACEMENT_TRIES_MAX)
         .map(|n| AuctionId(Uuid::from_u128(base + n)))

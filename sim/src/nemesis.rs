@@ -24,6 +24,8 @@
 //! Not done yet: client-to-node partitions; disk slowness (the log syncs at once); three or
 //! more faults at once.
 
+use auction_raft::GroupId;
+
 use crate::admin::AdminAction;
 use crate::config::{FaultKind, SimConfig};
 use crate::rng::SimRng;
@@ -145,7 +147,7 @@ pub enum Fault {
     },
     /// Hand a group's leadership to another node (through the admin process).
     Transfer {
-        group: u64,
+        group: GroupId,
         from: u64,
         to: u64,
     },
@@ -213,7 +215,7 @@ fn shuffled(nodes: u64, rng: &mut SimRng) -> Vec<u64> {
 }
 
 /// Resolves a scheduled fault; `leader` is a group's leader when one is known.
-pub fn resolve(scheduled: &Scheduled, nodes: u64, leader: Option<(u64, u64)>) -> Fault {
+pub fn resolve(scheduled: &Scheduled, nodes: u64, leader: Option<(GroupId, u64)>) -> Fault {
     let mut rng = SimRng::new(scheduled.draw, 0);
     let order = shuffled(nodes, &mut rng);
     let first = order.first().copied().unwrap_or(1);
@@ -243,7 +245,7 @@ pub fn resolve(scheduled: &Scheduled, nodes: u64, leader: Option<(u64, u64)>) ->
     }
 }
 
-fn partition(rng: &mut SimRng, order: &[u64], nodes: u64, leader: Option<(u64, u64)>) -> Fault {
+fn partition(rng: &mut SimRng, order: &[u64], nodes: u64, leader: Option<(GroupId, u64)>) -> Fault {
     let first = order.first().copied().unwrap_or(1);
     let second = order.get(1).copied().unwrap_or(1);
     match rng.below(5) {

@@ -19,7 +19,6 @@ use auction_jepsen::ObservedAuction;
 use auction_raft::host::{HostConfig, HostError, RaftHost};
 use auction_raft::network::NetworkConfig;
 use auction_statemachine::query;
-use openraft::BasicNode;
 use turmoil::net::{TcpListener, TcpStream};
 
 use crate::config::SimConfig;
@@ -115,10 +114,8 @@ pub fn host_config(config: &SimConfig, id: u64) -> HostConfig {
 }
 
 /// The first membership: every node of the cluster a voter of every group.
-pub fn initial_members(nodes: u64) -> BTreeMap<u64, BasicNode> {
-    (1..=nodes)
-        .map(|id| (id, BasicNode::new(node_addr(id))))
-        .collect()
+pub fn initial_members(nodes: u64) -> BTreeMap<u64, String> {
+    (1..=nodes).map(|id| (id, node_addr(id))).collect()
 }
 
 /// The software of node `id`: start the host from the disk, serve until crashed.

@@ -31,7 +31,6 @@ use auction_jepsen::{
 use auction_raft::host::GroupReader;
 use auction_raft::GroupId;
 use auction_statemachine::KvRead;
-use openraft::async_runtime::WatchReceiver;
 
 use crate::admin::{run_admin, AdminAction, AdminDesk};
 use crate::api_history;
@@ -184,7 +183,7 @@ impl<'a> Driver<'a> {
             .tcp_capacity(65_536)
             .build();
         let registry = Rc::new(HostRegistry::default());
-        let groups: Vec<GroupId> = (0..=u64::from(config.shards)).collect();
+        let groups: Vec<GroupId> = (0..=config.shards).collect();
         for id in 1..=config.nodes {
             let disk = Arc::new(SimDisk::new(groups.iter().copied()));
             let registry = registry.clone();
@@ -323,7 +322,7 @@ impl<'a> Driver<'a> {
     fn wait_outside(&mut self) -> Result<Vec<u64>, ()> {
         let deadline = sim_ms(&self.sim) + LEADERS_MS_MAX;
         loop {
-            let views: Vec<Option<BTreeSet<u64>>> = (0..=u64::from(self.config.shards))
+            let views: Vec<Option<BTreeSet<u64>>> = (0..=self.config.shards)
                 .map(|group| self.voters(group))
                 .collect();
             if views.iter().all(Option::is_some) || sim_ms(&self.sim) > deadline {
@@ -341,9 +340,9 @@ impl<'a> Driver<'a> {
     fn voters(&self, group: GroupId) -> Option<BTreeSet<u64>> {
         (1..=self.config.nodes).find_map(|id| {
             let host = self.host(id)?;
-            let metrics = host.raft(group).ok()?.metrics().borrow_watched().clone();
-            (metrics.current_leader == Some(id) && metrics.state.is_leader())
-                .then(|| metrics.membership_config.voter_ids().collect())
+            let status = host.group_status(group).ok()?;
+            (status.leader_id == Some(id) && status.is_leader())
+                .then(|| status.voters.into_iter().collect())
         })
     }
 
@@ -363,7 +362,9 @@ impl<'a> Driver<'a> {
     }
 
     fn begin(&mut self, scheduled: &Scheduled, offset_ms: u64, others: usize) -> Fault {
-        let group = 1 + scheduled.draw % u64::from(self.config.shards.max(1));
+        let slot = scheduled.draw % u64::from(self.config.shards.max(1));
+        // `slot < shards`, so it fits the group id's width.
+        let group = 1 + slot as GroupId;
         let leader = self.leader(group).map(|leader| (group, leader));
         let fault = nemesis::resolve(scheduled, self.config.nodes, leader);
         self.log(format!(
@@ -393,8 +394,7 @@ impl<'a> Driver<'a> {
     fn leader(&self, group: GroupId) -> Option<u64> {
         (1..=self.config.nodes).find_map(|id| {
             let host = self.host(id)?;
-            let metrics = host.raft(group).ok()?.metrics().borrow_watched().clone();
-            metrics.current_leader
+            host.leader_of(group)
         })
     }
 
@@ -416,7 +416,7 @@ impl<'a> Driver<'a> {
     /// Whether, in every group, every node runs, is a voter, agrees on the leader and has
     /// applied the leader's whole log.
     fn is_quiet(&self) -> bool {
-        let groups = 0..=u64::from(self.config.shards);
+        let groups = 0..=self.config.shards;
         let everyone: BTreeSet<u64> = (1..=self.config.nodes).collect();
         groups.into_iter().all(|group| {
             if self.voters(group).as_ref() != Some(&everyone) {
@@ -427,14 +427,13 @@ impl<'a> Driver<'a> {
                 let Some(host) = self.host(id) else {
                     return false;
                 };
-                let Ok(raft) = host.raft(group) else {
+                let Ok(status) = host.group_status(group) else {
                     return false;
                 };
-                let metrics = raft.metrics().borrow_watched().clone();
                 views.push((
-                    metrics.current_leader,
-                    metrics.last_log_index,
-                    metrics.last_applied.map(|log_id| log_id.index),
+                    status.leader_id,
+                    status.last_log_index,
+                    status.applied_index,
                 ));
             }
             let Some((Some(leader), _, _)) = views.first().copied() else {
@@ -459,7 +458,7 @@ impl<'a> Driver<'a> {
         let mut next_check = sim_ms(&self.sim);
         while quiet_checks < QUIET_CHECKS {
             if sim_ms(&self.sim) > deadline {
-                let memberships: Vec<String> = (0..=u64::from(self.config.shards))
+                let memberships: Vec<String> = (0..=self.config.shards)
                     .map(|group| match self.voters(group) {
                         Some(voters) => format!("group {group} voters {voters:?}"),
                         None => format!("group {group} without a leader"),
@@ -484,8 +483,8 @@ impl<'a> Driver<'a> {
     fn final_state(&mut self) -> Option<(FinalState, Vec<ReplicaDigest>)> {
         let mut final_state = FinalState::new();
         let mut digests = Vec::new();
-        for group in 0..=u64::from(self.config.shards) {
-            let group_id = u32::try_from(group).unwrap_or(u32::MAX);
+        for group in 0..=self.config.shards {
+            let group_id = group;
             // The final auctions come from the first replica of each shard; the checks compare
             // every replica's digest, so which one does not matter when they agree.
             let mut auctions_read = group == 0;
@@ -519,11 +518,11 @@ impl<'a> Driver<'a> {
     /// A local reader of every auction shard, from the first running node that has it.
     fn shard_readers(&self) -> BTreeMap<u32, GroupReader<SimStorage>> {
         let mut shards = BTreeMap::new();
-        for group in 1..=u64::from(self.config.shards) {
+        for group in 1..=self.config.shards {
             let reader = (1..=self.config.nodes)
                 .find_map(|id| self.host(id).and_then(|host| host.local_reader(group).ok()));
             if let Some(reader) = reader {
-                shards.insert(u32::try_from(group).unwrap_or(u32::MAX), reader);
+                shards.insert(group, reader);
             }
         }
         shards
@@ -539,9 +538,7 @@ impl<'a> Driver<'a> {
         self.problems.extend(problems.into_iter().map(Problem));
         let workload = self.workload.clone();
         let shard_of = move |write: &auction_jepsen::WriteRequest| {
-            let group =
-                client::auction_of(&write.op).map_or(0, |auction| workload.shard_of(auction));
-            u32::try_from(group).unwrap_or(u32::MAX)
+            client::auction_of(&write.op).map_or(0, |auction| workload.shard_of(auction))
         };
         stamps::fill_unknown_stamps(&history, shard_of, &shards)
     }

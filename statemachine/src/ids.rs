@@ -12,8 +12,11 @@ use uuid::Uuid;
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type TimestampMs = i64;
-/// A Raft group number: 0 is the meta group, 1..=S are auction shards.
+/// A Raft group number: 0 is the meta group, 1..=S are auction shards. The one group id type
+/// of every crate (the wire carries it as `uint32`, storage keys as 8 big-endian bytes).
 pub type GroupId = u32;
+/// A cluster node's id, as Raft memberships name it.
+pub type NodeId = u64;
 
 pub const MILLIS_PER_SECOND: i64 = 1_000;
 

@@ -43,7 +43,7 @@ pub mod time;
 
 pub use command::{AntiSnipeSpec, AuctionChanges, Command, NewAuction, NewUser, Op, META_GROUP};
 pub use error::{Error, Rejection};
-pub use ids::{AuctionId, GroupId, NotificationId, RequestId, TimestampMs, UserId};
+pub use ids::{AuctionId, GroupId, NodeId, NotificationId, RequestId, TimestampMs, UserId};
 pub use kv::{KvRead, KvStore, MemKv, Overlay, StoreError};
 pub use machine::StateMachine;
 pub use model::{

@@ -146,7 +146,6 @@ fn heads_of<'a, R: KvRead + 'a>(
 /// The shard and sequence number a notification's id carries.
 fn position(notification: &Notification) -> Option<(GroupId, u64)> {
     parse_minted_uuid(notification.id.0, MintedKind::Notification)
-        .map(|(group, seq)| (GroupId::from(group), seq))
 }
 
 /// What a catch-up found.

@@ -111,9 +111,7 @@ pub async fn users<S: NodeStorage>(
     let banned = params.get("banned").map(|value| value == "true");
     let role = params.get("role").cloned();
     let email = params.get("email").map(|text| text.trim().to_lowercase());
-    let meta = app
-        .reader(META_GROUP.into(), Consistency::Linearizable)
-        .await?;
+    let meta = app.reader(META_GROUP, Consistency::Linearizable).await?;
     // Filters apply within the scanned window, so a page may hold fewer than `limit` items;
     // `nextCursor` continues the scan.
     let scanned = blocking(move || query::users(&meta, after, limit)).await?;
@@ -165,7 +163,7 @@ pub async fn ban<S: NodeStorage>(
         admin: current.user.id,
     };
     let written = app
-        .write(META_GROUP.into(), RequestId(new_uuid()), None, op)
+        .write(META_GROUP, RequestId(new_uuid()), None, op)
         .await?;
     let Outcome::User(user) = written.outcome else {
         return Err(ApiError::internal("expected a user outcome"));
@@ -221,9 +219,7 @@ pub async fn set_role<S: NodeStorage>(
     };
     let user_id = if id.contains('@') {
         // An email names the user too: `auctionctl user grant-admin EMAIL` knows no id.
-        let meta = app
-            .reader(META_GROUP.into(), Consistency::Linearizable)
-            .await?;
+        let meta = app.reader(META_GROUP, Consistency::Linearizable).await?;
         query::user_by_email(&meta, &id)?
             .map(|user| user.id)
             .ok_or_else(|| ApiError::from(auction_statemachine::Rejection::UserNotFound))?
@@ -236,7 +232,7 @@ pub async fn set_role<S: NodeStorage>(
         actor,
     };
     let written = app
-        .write(META_GROUP.into(), RequestId(new_uuid()), None, op)
+        .write(META_GROUP, RequestId(new_uuid()), None, op)
         .await?;
     let Outcome::User(user) = written.outcome else {
         return Err(ApiError::internal("expected a user outcome"));
@@ -257,10 +253,7 @@ pub async fn audit<S: NodeStorage>(
         50,
         AUDIT_PER_GROUP_MAX,
     )?;
-    let mut readers = vec![
-        app.reader(META_GROUP.into(), Consistency::Linearizable)
-            .await?,
-    ];
+    let mut readers = vec![app.reader(META_GROUP, Consistency::Linearizable).await?];
     readers.extend(app.shard_readers(Consistency::Linearizable).await?);
     let mut entries = blocking(move || {
         let mut entries = Vec::new();

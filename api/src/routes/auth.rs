@@ -38,7 +38,7 @@ pub async fn register<S: NodeStorage>(
     });
     let written = app
         .write(
-            META_GROUP.into(),
+            META_GROUP,
             RequestId(new_uuid()),
             idempotency_key(&headers)?,
             op,
@@ -69,9 +69,7 @@ pub async fn login<S: NodeStorage>(
 ) -> ApiResult<Response> {
     let refused = || ApiError::unauthorized("wrong email or password");
     // Linearizable: a user registered a moment ago through another node can log in.
-    let meta = app
-        .reader(META_GROUP.into(), Consistency::Linearizable)
-        .await?;
+    let meta = app.reader(META_GROUP, Consistency::Linearizable).await?;
     let user = query::user_by_email(&meta, &body.email)?;
     let Some(user) = user else {
         // Spend the same effort as a real check so timing does not reveal which emails exist.
@@ -88,7 +86,7 @@ pub async fn login<S: NodeStorage>(
         user_id: user.id,
         expires_at,
     };
-    app.write(META_GROUP.into(), RequestId(new_uuid()), None, op)
+    app.write(META_GROUP, RequestId(new_uuid()), None, op)
         .await?;
     let cookie = auth::session_cookie(
         Some(&token),
@@ -110,7 +108,7 @@ pub async fn logout<S: NodeStorage>(
     let op = Op::DeleteSession {
         token_hash: current.token_hash,
     };
-    app.write(META_GROUP.into(), RequestId(new_uuid()), None, op)
+    app.write(META_GROUP, RequestId(new_uuid()), None, op)
         .await?;
     let cookie = auth::session_cookie(None, 0, app.config.cookie_secure);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())

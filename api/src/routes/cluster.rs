@@ -191,8 +191,8 @@ pub async fn snapshot<S: NodeStorage>(
 }
 
 fn member_view(member: MemberStatus) -> Value {
-    let groups: Vec<GroupView> = match member.status {
-        Ok(reply) => reply.groups.into_iter().map(GroupView::from).collect(),
+    let groups: Vec<GroupView> = match member.groups {
+        Ok(groups) => groups.into_iter().map(GroupView::from).collect(),
         Err(error) => {
             return json!({
                 "nodeId": member.node_id,

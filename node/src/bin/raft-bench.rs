@@ -18,10 +18,9 @@ use auction_node::config::NodeArgs;
 use auction_node::runtime::RunningNode;
 use auction_raft::host::{ClientWrite, NodeStorage};
 use auction_statemachine::command::{NewAuction, Op};
-use auction_statemachine::{AuctionId, Outcome, RequestId, UserId};
+use auction_statemachine::{AuctionId, GroupId, Outcome, RequestId, UserId};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use openraft::async_runtime::WatchReceiver;
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -82,10 +81,10 @@ async fn wait_for_leaders(nodes: &[RunningNode]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let host = nodes[0].host();
-        let all = host.group_ids().iter().all(|group| {
-            host.raft(*group)
-                .is_ok_and(|raft| raft.metrics().borrow_watched().current_leader.is_some())
-        });
+        let all = host
+            .group_ids()
+            .iter()
+            .all(|group| host.leader_of(*group).is_some());
         if all {
             return Ok(());
         }
@@ -97,8 +96,10 @@ async fn wait_for_leaders(nodes: &[RunningNode]) -> anyhow::Result<()> {
 }
 
 /// The shard of an auction, as the API will place it (here simply round-robin by index).
-fn shard_of(index: usize, shards: u32) -> u64 {
-    1 + (index as u64 % u64::from(shards))
+fn shard_of(index: usize, shards: u32) -> GroupId {
+    let slot = index % usize::try_from(shards).unwrap_or(1).max(1);
+    // `slot < shards`, so it fits the group id's width.
+    1 + slot as GroupId
 }
 
 struct Level {
@@ -124,7 +125,7 @@ async fn create_auctions(
     count: usize,
     first: usize,
     shards: u32,
-) -> anyhow::Result<Vec<(u64, AuctionId)>> {
+) -> anyhow::Result<Vec<(GroupId, AuctionId)>> {
     let mut auctions = Vec::with_capacity(count);
     for index in first..first + count {
         let id = AuctionId(Uuid::from_u128(0xa0c7_0000_0000 + index as u128));
@@ -158,7 +159,7 @@ async fn create_auctions(
 /// in turn, until the deadline.
 async fn client(
     hosts: Vec<Arc<auction_raft::host::RaftHost<auction_raft::host::RocksStorage>>>,
-    auctions: Vec<(u64, AuctionId)>,
+    auctions: Vec<(GroupId, AuctionId)>,
     bidders: [UserId; 2],
     deadline: Instant,
 ) -> (Histogram<u64>, u64, u64) {

@@ -33,12 +33,10 @@ use tonic::transport::Channel;
 
 use auction_statemachine::KvRead;
 
-use super::propose::current_leader;
-use super::{HostError, HostInner, NodeStorage, RaftHost};
+use super::route::current_leader;
+use super::{GroupStatus, HostError, HostInner, NodeStorage, RaftHost};
 use crate::state_machine::snapshot::{fnv, FNV_OFFSET_BASIS};
-use crate::GroupId;
-
-pub use auction_proto::admin::{GroupStatus, ServerState, StatusReply};
+use crate::{GroupId, NodeId};
 
 /// Attempts of one group action, each at the leader as this node knows it then.
 const LEADER_ATTEMPTS_MAX: u32 = 4;
@@ -90,9 +88,10 @@ impl GroupAction {
 /// One member's own view of its groups, or why it could not be asked.
 #[derive(Debug, Clone)]
 pub struct MemberStatus {
-    pub node_id: u64,
+    pub node_id: NodeId,
     pub rpc_addr: String,
-    pub status: Result<StatusReply, String>,
+    /// The member's view of each of its groups, or why it could not be asked.
+    pub groups: Result<Vec<GroupStatus>, String>,
 }
 
 impl<S: NodeStorage> RaftHost<S> {
@@ -187,10 +186,17 @@ impl<S: NodeStorage> RaftHost<S> {
                     Ok(answer) => answer,
                     Err(_) => Err("no answer in time".to_owned()),
                 };
+            let groups = status.map(|reply| {
+                reply
+                    .groups
+                    .into_iter()
+                    .map(GroupStatus::from_proto)
+                    .collect()
+            });
             MemberStatus {
                 node_id,
                 rpc_addr,
-                status,
+                groups,
             }
         });
         join_all(asks).await
@@ -209,18 +215,6 @@ impl<S: NodeStorage> RaftHost<S> {
             records,
             digest: format!("{digest:016x}"),
         })
-    }
-
-    /// This node's own status of every group it hosts (what `member_statuses` asks the others).
-    pub fn local_statuses(&self) -> Vec<GroupStatus> {
-        self.inner
-            .groups
-            .iter()
-            .map(|(group_id, group)| {
-                let metrics = group.raft.metrics().borrow_watched().clone();
-                crate::network::admin::group_status(*group_id, &metrics)
-            })
-            .collect()
     }
 
     /// Runs `call` at the leader of every group, one group after the other.

@@ -4,11 +4,12 @@ use std::hash::BuildHasher;
 use std::time::Duration;
 
 use crate::network::NetworkConfig;
+use crate::{GroupId, NodeId};
 
 /// How this node runs its groups.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
-    pub node_id: u64,
+    pub node_id: NodeId,
     /// This node's node-to-node gRPC address (`host:port`), as peers reach it.
     pub rpc_addr: String,
     /// Auction shards; groups are 0 (meta) and 1..=`shard_count`. Fixed at cluster init.
@@ -30,6 +31,9 @@ pub struct HostConfig {
     pub leader_wait_ms: u64,
     /// Attempts of one request across leader changes (each re-routes to the current leader).
     pub route_attempts_max: u32,
+    /// How often a group that serves bounded-staleness reads (sessions) confirms that its
+    /// local replica is fresh with a read barrier; well below the staleness those reads allow.
+    pub freshness_refresh_ms: u64,
     pub network: NetworkConfig,
     /// Seeds openraft's random choices (election time-outs) in every group: the simulator sets
     /// the run's seed; `new` draws one from the OS.
@@ -38,7 +42,7 @@ pub struct HostConfig {
 
 impl HostConfig {
     /// Defaults for a node; the id and address are the caller's.
-    pub fn new(node_id: u64, rpc_addr: impl Into<String>) -> Self {
+    pub fn new(node_id: NodeId, rpc_addr: impl Into<String>) -> Self {
         HostConfig {
             node_id,
             rpc_addr: rpc_addr.into(),
@@ -53,19 +57,20 @@ impl HostConfig {
             request_timeout_ms: 5_000,
             leader_wait_ms: 2_000,
             route_attempts_max: 5,
+            freshness_refresh_ms: 200,
             network: NetworkConfig::default(),
             rng_seed: random_seed(node_id),
         }
     }
 
     /// The seed of one group's randomness on this node.
-    pub fn group_seed(&self, group: u64) -> u64 {
-        self.rng_seed ^ group.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    pub fn group_seed(&self, group: GroupId) -> u64 {
+        self.rng_seed ^ u64::from(group).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     /// Every group id of the cluster: the meta group and the shards.
-    pub fn group_ids(&self) -> impl Iterator<Item = u64> {
-        0..=u64::from(self.shard_count)
+    pub fn group_ids(&self) -> impl Iterator<Item = GroupId> {
+        0..=self.shard_count
     }
 
     pub fn openraft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
@@ -97,6 +102,6 @@ impl HostConfig {
 }
 
 /// A seed from the OS's randomness (std seeds each `RandomState` from it).
-fn random_seed(salt: u64) -> u64 {
+fn random_seed(salt: NodeId) -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(salt)
 }

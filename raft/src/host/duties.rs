@@ -19,7 +19,8 @@ use openraft::async_runtime::WatchReceiver;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::propose::{propose_local, Routed};
+use super::propose::propose_local_many;
+use super::route::Routed;
 use super::{ClientWrite, HostInner, NodeStorage};
 use crate::GroupId;
 
@@ -31,11 +32,42 @@ pub const BALANCE_INTERVAL_MS: u64 = 2_000;
 pub const BALANCE_LAG_ENTRIES_MAX: u64 = 64;
 
 pub(super) fn spawn<S: NodeStorage>(inner: &Arc<HostInner<S>>) -> Vec<JoinHandle<()>> {
-    inner
+    let mut duties: Vec<_> = inner
         .groups
         .keys()
         .map(|group| tokio::spawn(run(Arc::downgrade(inner), *group)))
-        .collect()
+        .collect();
+    duties.push(tokio::spawn(keep_fresh(Arc::downgrade(inner))));
+    duties
+}
+
+/// Keeps the groups that serve bounded-staleness reads fresh (see `read`): a read barrier
+/// every `freshness_refresh_ms` for each group read that way since the last round.
+async fn keep_fresh<S: NodeStorage>(host: std::sync::Weak<HostInner<S>>) {
+    let Some((mut shutdown, period)) = host.upgrade().map(|inner| {
+        (
+            inner.shutdown.subscribe(),
+            Duration::from_millis(inner.config.freshness_refresh_ms.max(1)),
+        )
+    }) else {
+        return;
+    };
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(inner) = host.upgrade() else { return };
+        if *inner.shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            () = super::read::refresh(&inner) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 async fn run<S: NodeStorage>(host: std::sync::Weak<HostInner<S>>, group: GroupId) {
@@ -79,7 +111,7 @@ pub(super) fn preferred_leader(voters: &[u64], group: GroupId) -> Option<u64> {
     let count = u64::try_from(voters.len())
         .ok()
         .filter(|count| *count > 0)?;
-    let position = usize::try_from(group % count).ok()?;
+    let position = usize::try_from(u64::from(group) % count).ok()?;
     voters.get(position).copied()
 }
 
@@ -147,15 +179,18 @@ async fn propose_ticks<S: NodeStorage>(inner: &HostInner<S>, group: GroupId) {
             op: Op::Tick,
         };
         let deadline = Instant::now() + inner.config.request_timeout();
-        match propose_local(inner, group, &write, deadline).await {
-            Routed::Done(response) => match response.result {
+        let answer = propose_local_many(inner, group, vec![&write], deadline)
+            .await
+            .pop();
+        match answer {
+            Some(Routed::Done(response)) => match response.result {
                 Ok(Outcome::Ticked { closed, .. }) if closed as usize >= CLOSE_BATCH_MAX => {
                     continue
                 }
                 _ => return,
             },
-            Routed::NotLeader | Routed::Unreachable(_) => return,
-            Routed::Failed(error) => {
+            Some(Routed::NotLeader(_)) | Some(Routed::Unreachable { .. }) | None => return,
+            Some(Routed::Failed(error)) => {
                 tracing::warn!(group, %error, "tick not applied");
                 return;
             }

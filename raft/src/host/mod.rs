@@ -20,14 +20,18 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 mod duties;
+mod forward;
 mod propose;
 mod read;
+mod route;
 pub mod service;
+pub mod status;
 pub mod storage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Raft};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -39,10 +43,11 @@ use auction_statemachine::{Op, RequestId};
 use crate::network::{ChannelFactory, GroupRegistry, GrpcRouter};
 use crate::state_machine::{AppliedEvent, Backend, GroupStateMachine, EVENT_CHANNEL_CAPACITY};
 use crate::types::{AuctionRaft, SeededRuntime};
-use crate::GroupId;
+use crate::{GroupId, NodeId};
 
 pub use clock::{Clock, SystemClock};
 pub use config::HostConfig;
+pub use status::{GroupStatus, ReplicaProgress, Role};
 pub use storage::{NodeStorage, RocksStorage};
 
 /// The state machine type of a group on storage `S`.
@@ -69,10 +74,12 @@ pub enum HostError {
     /// No leader is known for the group; try again after `retry_after_ms`.
     #[error("group {group} has no leader right now")]
     NoLeader { group: GroupId, retry_after_ms: u64 },
-    /// The request may or may not have taken effect; retrying it with the same request id or
-    /// idempotency key is safe.
-    #[error("no answer within the time limit for group {group}; the outcome is unknown")]
-    Timeout { group: GroupId },
+    /// The request may or may not have taken effect (no answer in time, or the leader failed
+    /// while it was in flight); retrying it with the same request id or idempotency key is
+    /// safe, retrying it without is not.
+    #[error("the outcome in group {group} is unknown: {reason}")]
+    OutcomeUnknown { group: GroupId, reason: String },
+    /// The request certainly did not take effect.
     #[error("group {group} is unavailable: {reason}")]
     Unavailable { group: GroupId, reason: String },
     #[error("the node is shutting down")]
@@ -82,6 +89,7 @@ pub enum HostError {
 struct Group<S: NodeStorage> {
     raft: GroupRaft<S>,
     reader: GroupReader<S>,
+    freshness: read::Freshness,
 }
 
 /// Everything the host's tasks and services share.
@@ -92,9 +100,13 @@ pub(crate) struct HostInner<S: NodeStorage> {
     router: GrpcRouter<AuctionRaft>,
     channel_factory: ChannelFactory,
     peer_channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
+    forwarders: forward::Forwarders,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<AppliedEvent>,
     shutdown: watch::Sender<bool>,
+    /// When the host started, for [`read::Freshness`] (tokio's clock: simulated time in the
+    /// simulator).
+    started: tokio::time::Instant,
 }
 
 /// The Raft groups of one node.
@@ -139,7 +151,14 @@ impl<S: NodeStorage> RaftHost<S> {
                     reason: fatal.to_string(),
                 })?;
             registry.insert(group, raft.clone());
-            groups.insert(group, Group { raft, reader });
+            groups.insert(
+                group,
+                Group {
+                    raft,
+                    reader,
+                    freshness: read::Freshness::default(),
+                },
+            );
         }
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(HostInner {
@@ -149,9 +168,11 @@ impl<S: NodeStorage> RaftHost<S> {
             router,
             channel_factory,
             peer_channels: std::sync::Mutex::new(BTreeMap::new()),
+            forwarders: forward::Forwarders::default(),
             clock,
             events,
             shutdown,
+            started: tokio::time::Instant::now(),
         });
         let duties = duties::spawn(&inner);
         Ok(RaftHost {
@@ -161,7 +182,7 @@ impl<S: NodeStorage> RaftHost<S> {
         })
     }
 
-    pub fn node_id(&self) -> u64 {
+    pub fn node_id(&self) -> NodeId {
         self.inner.config.node_id
     }
 
@@ -182,12 +203,46 @@ impl<S: NodeStorage> RaftHost<S> {
         self.inner.groups.keys().copied().collect()
     }
 
+    /// The openraft handle of a group: crate-internal (callers above this crate use the
+    /// domain methods), public only to this crate's own integration tests through the
+    /// `test-internals` feature.
+    #[cfg(not(feature = "test-internals"))]
+    pub(crate) fn raft(&self, group: GroupId) -> Result<&GroupRaft<S>, HostError> {
+        self.inner.group(group).map(|group| &group.raft)
+    }
+
+    #[cfg(feature = "test-internals")]
     pub fn raft(&self, group: GroupId) -> Result<&GroupRaft<S>, HostError> {
         self.inner.group(group).map(|group| &group.raft)
     }
 
-    pub fn registry(&self) -> Arc<GroupRegistry<AuctionRaft, GroupSm<S>>> {
-        self.inner.registry.clone()
+    /// This node's view of `group`: role, term, leader, indexes, membership.
+    pub fn group_status(&self, group: GroupId) -> Result<GroupStatus, HostError> {
+        let raft = self.raft(group)?;
+        Ok(GroupStatus::from_metrics(
+            group,
+            &raft.metrics().borrow_watched(),
+        ))
+    }
+
+    /// This node's own view of every group it hosts.
+    pub fn local_statuses(&self) -> Vec<GroupStatus> {
+        self.group_ids()
+            .into_iter()
+            .filter_map(|group| self.group_status(group).ok())
+            .collect()
+    }
+
+    /// The leader of `group` as this node knows it, if any.
+    pub fn leader_of(&self, group: GroupId) -> Option<NodeId> {
+        let raft = self.raft(group).ok()?;
+        let leader = raft.metrics().borrow_watched().current_leader;
+        leader
+    }
+
+    /// WAL syncs this node's storage made, and the appends they completed.
+    pub fn sync_counters(&self) -> Option<Arc<crate::log_store::SyncCounters>> {
+        self.storage.sync_counters()
     }
 
     /// Events of every local apply, for live streams on this node.
@@ -197,12 +252,16 @@ impl<S: NodeStorage> RaftHost<S> {
 
     /// Makes this node's first membership: every node a voter of every group. Idempotent: a
     /// group that is already initialised is left as it is.
-    pub async fn initialize(&self, members: BTreeMap<u64, BasicNode>) -> Result<(), crate::Error> {
-        for (node_id, node) in &members {
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), crate::Error> {
+        for (node_id, addr) in &members {
             if *node_id != self.node_id() {
-                self.inner.router.set_peer(*node_id, &node.addr)?;
+                self.inner.router.set_peer(*node_id, addr)?;
             }
         }
+        let members: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(node_id, addr)| (node_id, BasicNode::new(addr)))
+            .collect();
         for (group_id, group) in &self.inner.groups {
             match group.raft.initialize(members.clone()).await {
                 Ok(()) => {}
@@ -228,6 +287,18 @@ impl<S: NodeStorage> RaftHost<S> {
     /// A reader of the group that reflects every write acknowledged before this call.
     pub async fn linearizable_reader(&self, group: GroupId) -> Result<GroupReader<S>, HostError> {
         read::linearizable_reader(&self.inner, group).await
+    }
+
+    /// A reader of this node's replica if it is known to reflect every write committed more
+    /// than `bound` ago, else one that waited for a read barrier (see `read`). Sessions are
+    /// read this way: no Raft round trip per request, and a logout is final everywhere within
+    /// `bound`.
+    pub async fn bounded_reader(
+        &self,
+        group: GroupId,
+        bound: std::time::Duration,
+    ) -> Result<GroupReader<S>, HostError> {
+        read::bounded_reader(&self.inner, group, bound).await
     }
 
     /// Reads the group's state on its state-machine task, between two applies, so `read` sees
@@ -268,6 +339,7 @@ impl<S: NodeStorage> RaftHost<S> {
     /// the last handle on the host is dropped.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
+        self.inner.forwarders.close();
         let duties = std::mem::take(
             &mut *self
                 .duties
@@ -292,8 +364,21 @@ impl<S: NodeStorage> HostInner<S> {
             .ok_or(HostError::UnknownGroup(group))
     }
 
-    fn node_id(&self) -> u64 {
+    fn node_id(&self) -> NodeId {
         self.config.node_id
+    }
+
+    /// The time a leader stamps a command with: this node's clock.
+    fn stamp_ms(&self) -> auction_statemachine::TimestampMs {
+        self.clock.now_ms()
+    }
+
+    /// Milliseconds since the host started, never 0.
+    fn uptime_ms(&self) -> u64 {
+        let elapsed = tokio::time::Instant::now().duration_since(self.started);
+        u64::try_from(elapsed.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
     }
 
     /// A channel to a peer's gRPC server, made once per address.

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::storage::RaftLogStorage;
-use rocksdb::{Options, DB};
+use rocksdb::DB;
 
-use crate::log_store::rocks::{raft_column_families, RocksLog, RocksLogLimits, RocksLogStore};
+use crate::log_store::rocks::{
+    open_db_with_column_families, RocksLog, RocksLogLimits, RocksLogStore,
+};
 use crate::log_store::SyncCounters;
-use crate::state_machine::rocks::{state_machine_column_families, RocksBackend};
+use crate::state_machine::rocks::RocksBackend;
 use crate::state_machine::Backend;
 use crate::types::AuctionRaft;
 use crate::{Error, GroupId};
@@ -40,16 +42,7 @@ pub struct RocksStorage {
 impl RocksStorage {
     pub fn open(data_dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir)?;
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        let mut families = raft_column_families();
-        families.extend(state_machine_column_families());
-        let db = Arc::new(DB::open_cf_descriptors(
-            &options,
-            data_dir.join("db"),
-            families,
-        )?);
+        let db = open_db_with_column_families(data_dir.join("db"), true)?;
         let log = RocksLog::start(db.clone(), RocksLogLimits::default())?;
         Ok(RocksStorage {
             db,

@@ -14,8 +14,6 @@
 //!
 //! A failed sync is permanent (after a failed `fsync` the kernel may have dropped the dirty
 //! pages; retrying would lie). Every later waiter fails too and the node must restart.
-//!
-//! Not done yet: no sync latency histogram, only counters.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,12 +43,28 @@ impl Default for GroupCommitLimits {
     }
 }
 
+/// Upper bounds of the sync latency buckets, in microseconds (the last bucket is unbounded).
+pub const SYNC_LATENCY_BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+];
+
 /// Counters of the sync worker, shared with whoever wants to report them.
 #[derive(Debug, Default)]
 pub struct SyncCounters {
     syncs: AtomicU64,
     waiters_synced: AtomicU64,
     entries_synced: AtomicU64,
+    /// Syncs per latency bucket of [`SYNC_LATENCY_BUCKETS_US`], plus one for slower ones.
+    latency_buckets: [AtomicU64; SYNC_LATENCY_BUCKETS_US.len() + 1],
+    latency_sum_us: AtomicU64,
+}
+
+/// The sync latency histogram at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncLatency {
+    /// Syncs per bucket of [`SYNC_LATENCY_BUCKETS_US`] (not cumulative), then the slower ones.
+    pub buckets: Vec<u64>,
+    pub sum_us: u64,
 }
 
 impl SyncCounters {
@@ -69,7 +83,26 @@ impl SyncCounters {
         self.entries_synced.load(Ordering::Relaxed)
     }
 
-    fn record(&self, batch: &[SyncWaiter<impl RaftTypeConfig>]) {
+    /// How long the syncs took.
+    pub fn latency(&self) -> SyncLatency {
+        SyncLatency {
+            buckets: self
+                .latency_buckets
+                .iter()
+                .map(|bucket| bucket.load(Ordering::Relaxed))
+                .collect(),
+            sum_us: self.latency_sum_us.load(Ordering::Relaxed),
+        }
+    }
+
+    fn record(&self, batch: &[SyncWaiter<impl RaftTypeConfig>], took: std::time::Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = SYNC_LATENCY_BUCKETS_US
+            .iter()
+            .position(|bound| micros <= *bound)
+            .unwrap_or(SYNC_LATENCY_BUCKETS_US.len());
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(micros, Ordering::Relaxed);
         let entries: u64 = batch.iter().map(SyncWaiter::entries).sum();
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.waiters_synced
@@ -215,11 +248,13 @@ pub(crate) fn sync_batch<C: RaftTypeConfig>(
     batch: Vec<SyncWaiter<C>>,
 ) {
     if failure.is_none() {
+        // Wall time, for the latency histogram only: nothing decides on it.
+        let started = std::time::Instant::now();
         if let Err(reason) = durability.sync() {
             tracing::error!(%reason, "log sync failed; every later log write fails");
             *failure = Some(reason);
         } else {
-            counters.record(&batch);
+            counters.record(&batch, started.elapsed());
         }
     }
     let epoch = durability.epoch();

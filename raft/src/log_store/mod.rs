@@ -20,7 +20,7 @@ pub mod group_commit;
 pub mod memory;
 pub mod rocks;
 
-pub use group_commit::{GroupCommitLimits, SyncCounters};
+pub use group_commit::{GroupCommitLimits, SyncCounters, SyncLatency, SYNC_LATENCY_BUCKETS_US};
 
 use std::ops::{Bound, RangeBounds};
 

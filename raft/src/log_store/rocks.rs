@@ -38,8 +38,8 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, RaftTypeConfig};
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions,
-    WriteBatch, WriteOptions, DB,
+    Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, ReadOptions, WriteBatch,
+    WriteOptions, DB,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -79,36 +79,39 @@ impl Default for RocksLogLimits {
 }
 
 /// The column families this module needs, for callers that open the database themselves.
-pub fn raft_column_families() -> Vec<ColumnFamilyDescriptor> {
-    [RAFT_LOG_CF, RAFT_META_CF]
-        .into_iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
-        .collect()
+pub fn raft_column_families(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
+    crate::rocks_options::column_families(&[RAFT_LOG_CF, RAFT_META_CF], cache)
 }
 
 /// Opens (creating if needed) a RocksDB at `path` with the Raft column families.
 pub fn open_db(path: impl AsRef<Path>) -> Result<Arc<DB>, Error> {
-    open_db_with_column_families(path, Vec::new())
+    open_db_with_column_families(path, false)
 }
 
-/// Opens (creating if needed) a RocksDB at `path` with the Raft column families and `extra`
-/// ones (the state machine's), so that one database and one WAL serve the whole node.
+/// Opens (creating if needed) a RocksDB at `path` with the Raft column families and the state
+/// machine's, so that one database and one WAL serve the whole node; tuned as
+/// [`crate::rocks_options`] says.
 pub fn open_db_with_column_families(
     path: impl AsRef<Path>,
-    extra: Vec<ColumnFamilyDescriptor>,
+    with_state: bool,
 ) -> Result<Arc<DB>, Error> {
-    let mut options = Options::default();
-    options.create_if_missing(true);
-    options.create_missing_column_families(true);
-    let mut families = raft_column_families();
-    families.extend(extra);
+    let path = path.as_ref();
+    std::fs::create_dir_all(path)?;
+    let cache = crate::rocks_options::block_cache();
+    let mut families = raft_column_families(&cache);
+    if with_state {
+        families.extend(crate::state_machine::rocks::state_machine_column_families(
+            &cache,
+        ));
+    }
+    let options = crate::rocks_options::db_options(path);
     let db = DB::open_cf_descriptors(&options, path, families)?;
     Ok(Arc::new(db))
 }
 
 fn log_key(group_id: GroupId, index: u64) -> [u8; 16] {
     let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&group_id.to_be_bytes());
+    key[..8].copy_from_slice(&crate::group_key_prefix(group_id));
     key[8..].copy_from_slice(&index.to_be_bytes());
     key
 }
@@ -116,7 +119,7 @@ fn log_key(group_id: GroupId, index: u64) -> [u8; 16] {
 /// A key after every log key of `group_id` and before any key of the next group.
 fn log_key_group_end(group_id: GroupId) -> [u8; 17] {
     let mut key = [0xffu8; 17];
-    key[..8].copy_from_slice(&group_id.to_be_bytes());
+    key[..8].copy_from_slice(&crate::group_key_prefix(group_id));
     key[16] = 0;
     key
 }
@@ -132,12 +135,13 @@ fn log_key_upper(group_id: GroupId, end: Option<u64>) -> Vec<u8> {
 fn parse_log_key(key: &[u8]) -> Option<(GroupId, u64)> {
     let group: [u8; 8] = key.get(..8)?.try_into().ok()?;
     let index: [u8; 8] = key.get(8..16)?.try_into().ok()?;
-    (key.len() == 16).then(|| (u64::from_be_bytes(group), u64::from_be_bytes(index)))
+    let group = GroupId::try_from(u64::from_be_bytes(group)).ok()?;
+    (key.len() == 16).then(|| (group, u64::from_be_bytes(index)))
 }
 
 fn meta_key(group_id: GroupId, tag: u8) -> [u8; 9] {
     let mut key = [0u8; 9];
-    key[..8].copy_from_slice(&group_id.to_be_bytes());
+    key[..8].copy_from_slice(&crate::group_key_prefix(group_id));
     key[8] = tag;
     key
 }

@@ -1,20 +1,13 @@
-//! The gRPC admin service (`auction.admin.v1`) and the leader side of a read barrier.
+//! The gRPC admin service (`auction.admin.v1`).
 //!
 //! [`AdminGrpcService`] acts on the groups of a [`GroupRegistry`]: an empty `group_ids` list
 //! means every registered group, and each group answers on its own in a `GroupResult`, so the
 //! caller sees which groups moved and which one to retry on which leader. Groups are handled one
 //! after the other: membership changes of different groups never race each other on a node.
 //!
-//! [`read_barrier`] is what the client service's `ReadBarrier` answers on a group leader: the
-//! `ReadIndex` log id a follower must have applied before a linearizable read. A follower
-//! decodes it with [`decode_read_log_id`] and waits with
-//! `Linearizer::new(my_id, ReadLogId::from_log_id(log_id), None).try_await_ready(&raft, timeout)`.
-//!
 //! These need node ids and terms that are `u64` (the protobuf messages carry them as such) and a
-//! node type that is built from an address ([`PeerAddress`]).
-//!
-//! Not done yet: the `Forward` half of the client service: proposing a forwarded command is the
-//! application layer's job (it stamps the leader's clock), so it lives there.
+//! node type that is built from an address ([`PeerAddress`]). The client service (forwarded
+//! writes, read barriers) is the host's: `crate::host::service`.
 
 use std::collections::BTreeSet;
 use std::fmt::Display;
@@ -23,22 +16,18 @@ use std::sync::Arc;
 use auction_proto::admin::admin_service_server::{AdminService, AdminServiceServer};
 use auction_proto::admin::{
     AddLearnerRequest, ChangeMembersRequest, ChangeMembershipRequest, GroupResult, GroupResults,
-    GroupStatus, GroupsRequest, ReplicationStatus, ServerState as ProtoServerState, StatusReply,
-    StatusRequest, TransferLeaderRequest,
+    GroupsRequest, StatusReply, StatusRequest, TransferLeaderRequest,
 };
-use auction_proto::client::{read_barrier_reply, NotLeader, ReadBarrierReply};
-use auction_proto::Bytes;
-use openraft::alias::LogIdOf;
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::storage::RaftStateMachine;
-use openraft::{ChangeMembers, Raft, RaftMetrics, RaftTypeConfig, ReadPolicy, ServerState};
+use openraft::{ChangeMembers, Raft, RaftTypeConfig, ServerState};
 use tonic::{Request, Response, Status};
 
 use super::server::GroupRegistry;
 use super::PeerAddress;
-use crate::codec;
+use crate::host::GroupStatus;
 use crate::GroupId;
 
 /// The gRPC `AdminService` of a node.
@@ -119,51 +108,6 @@ where
                 .and_then(|forward| forward.leader_id);
             failed(0, error, leader_id)
         }
-    }
-}
-
-fn proto_state(state: ServerState) -> ProtoServerState {
-    match state {
-        ServerState::Learner => ProtoServerState::Learner,
-        ServerState::Follower => ProtoServerState::Follower,
-        ServerState::Candidate => ProtoServerState::Candidate,
-        ServerState::Leader => ProtoServerState::Leader,
-        ServerState::Shutdown => ProtoServerState::Shutdown,
-    }
-}
-
-fn index_of<C: RaftTypeConfig>(log_id: &Option<LogIdOf<C>>) -> Option<u64> {
-    log_id.as_ref().map(|log_id| log_id.index)
-}
-
-/// A group's status as the admin service reports it, from its metrics.
-pub fn group_status<C>(group_id: GroupId, metrics: &RaftMetrics<C>) -> GroupStatus
-where
-    C: RaftTypeConfig<NodeId = u64, Term = u64>,
-{
-    let membership = metrics.membership_config.membership();
-    let replication = metrics
-        .replication
-        .iter()
-        .flatten()
-        .map(|(node_id, matched)| ReplicationStatus {
-            node_id: *node_id,
-            matched_index: index_of::<C>(matched),
-        })
-        .collect();
-    GroupStatus {
-        group_id,
-        state: proto_state(metrics.state) as i32,
-        current_term: metrics.current_term,
-        leader_id: metrics.current_leader,
-        last_log_index: metrics.last_log_index,
-        committed_index: index_of::<C>(&metrics.local_committed),
-        applied_index: index_of::<C>(&metrics.last_applied),
-        snapshot_index: index_of::<C>(&metrics.snapshot),
-        purged_index: index_of::<C>(&metrics.purged),
-        voter_ids: membership.voter_ids().collect(),
-        learner_ids: membership.learner_ids().collect(),
-        replication,
     }
 }
 
@@ -248,8 +192,8 @@ where
         let mut groups = Vec::new();
         for group_id in self.selected_groups(&request.group_ids) {
             if let Ok(raft) = self.registry.get(group_id) {
-                let metrics = raft.metrics().borrow_watched().clone();
-                groups.push(group_status(group_id, &metrics));
+                let status = GroupStatus::from_metrics(group_id, &raft.metrics().borrow_watched());
+                groups.push(status.to_proto());
             }
         }
         Ok(Response::new(StatusReply {
@@ -337,53 +281,4 @@ where
         );
     }
     result
-}
-
-fn not_leader<C>(forward: ForwardToLeader<C>) -> read_barrier_reply::Result
-where
-    C: RaftTypeConfig<NodeId = u64>,
-    C::Node: PeerAddress,
-{
-    read_barrier_reply::Result::NotLeader(NotLeader {
-        leader_id: forward.leader_id,
-        leader_addr: forward
-            .leader_node
-            .as_ref()
-            .map(|node| node.rpc_addr().to_string())
-            .unwrap_or_default(),
-    })
-}
-
-/// The leader's side of a linearizable read barrier (`ReadIndex`): confirms leadership with a
-/// quorum and returns the log id a reader must have applied. Not being the leader is an answer
-/// (`not_leader`); losing the quorum or a stopped group is `UNAVAILABLE`.
-pub async fn read_barrier<C, SM>(raft: &Raft<C, SM>) -> Result<ReadBarrierReply, Status>
-where
-    C: RaftTypeConfig<NodeId = u64>,
-    C::Node: PeerAddress,
-    SM: RaftStateMachine<C>,
-{
-    match raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
-        Ok(linearizer) => {
-            let read_log_id = linearizer.read_log_id().log_id().clone();
-            let encoded = codec::encode("read log id", &read_log_id)?;
-            Ok(ReadBarrierReply {
-                result: Some(read_barrier_reply::Result::ReadLogId(Bytes::from(encoded))),
-                read_index: read_log_id.index,
-                applied_index: linearizer.applied().map_or(0, |applied| applied.index),
-            })
-        }
-        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => {
-            Ok(ReadBarrierReply {
-                result: Some(not_leader(forward)),
-                ..ReadBarrierReply::default()
-            })
-        }
-        Err(error) => Err(Status::unavailable(format!("no read barrier: {error}"))),
-    }
-}
-
-/// Decodes the `read_log_id` of a [`ReadBarrierReply`] on the reading node.
-pub fn decode_read_log_id<C: RaftTypeConfig>(bytes: &[u8]) -> Result<LogIdOf<C>, Status> {
-    Ok(codec::decode("read log id", bytes)?)
 }

@@ -44,7 +44,7 @@ pub mod server;
 
 use std::io::Cursor;
 
-pub use admin::{decode_read_log_id, read_barrier, AdminGrpcService};
+pub use admin::AdminGrpcService;
 pub use client::{tcp_channel_factory, ChannelFactory, GrpcNetworkFactory, GrpcRouter};
 pub use server::{GroupRegistry, RaftGrpcService};
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::host::service::{decode_read_log_id, read_barrier};
 use auction_proto::admin::admin_service_client::AdminServiceClient;
 use auction_proto::admin::StatusRequest;
 use auction_proto::client::read_barrier_reply;

@@ -111,11 +111,10 @@ impl<B: Backend> GroupStateMachine<B> {
         backend: B,
         events: broadcast::Sender<AppliedEvent>,
     ) -> io::Result<Self> {
-        let state_machine_group = u32::try_from(group).map_err(io_error)?;
         let applied = backend.load_applied()?;
         Ok(GroupStateMachine {
             group,
-            machine: StateMachine::new(state_machine_group),
+            machine: StateMachine::new(group),
             backend,
             applied,
             events,

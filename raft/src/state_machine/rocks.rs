@@ -15,9 +15,7 @@ use std::sync::Arc;
 use auction_statemachine::kv::{Pair, Write};
 use auction_statemachine::{KvRead, StoreError};
 use openraft::alias::SnapshotMetaOf;
-use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB,
-};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, WriteBatch, DB};
 
 use super::snapshot::{SnapshotReader, SnapshotWriter};
 use super::{AppliedState, Backend, SnapshotSource, SnapshotStore};
@@ -29,11 +27,8 @@ pub const SM_META_CF: &str = "sm_meta";
 const APPLIED_KEY: &[u8] = b"applied";
 
 /// The column families the state machines need; open the node's RocksDB with these too.
-pub fn state_machine_column_families() -> Vec<ColumnFamilyDescriptor> {
-    [SM_DATA_CF, SM_META_CF]
-        .into_iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
-        .collect()
+pub fn state_machine_column_families(cache: &rocksdb::Cache) -> Vec<ColumnFamilyDescriptor> {
+    crate::rocks_options::column_families(&[SM_DATA_CF, SM_META_CF], cache)
 }
 
 fn missing(name: &str) -> io::Error {
@@ -41,7 +36,7 @@ fn missing(name: &str) -> io::Error {
 }
 
 fn group_prefix(group: GroupId) -> [u8; 8] {
-    group.to_be_bytes()
+    crate::group_key_prefix(group)
 }
 
 fn prefixed(group: GroupId, key: &[u8]) -> Vec<u8> {

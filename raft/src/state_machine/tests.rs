@@ -15,15 +15,15 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::vote::RaftLeaderIdExt;
 use openraft::RaftTypeConfig;
-use rocksdb::{Options, DB};
+use rocksdb::DB;
 use tempfile::TempDir;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::memory::{MemBackend, MemSnapshotStore};
-use super::rocks::{state_machine_column_families, RocksBackend};
+use super::rocks::RocksBackend;
 use super::*;
-use crate::log_store::rocks::raft_column_families;
+use crate::log_store::rocks::open_db_with_column_families;
 
 const GROUP: GroupId = 3;
 const T0: i64 = 1_767_225_600_000;
@@ -61,12 +61,7 @@ fn entries() -> Vec<Command> {
 }
 
 fn open_db(dir: &TempDir) -> Arc<DB> {
-    let mut options = Options::default();
-    options.create_if_missing(true);
-    options.create_missing_column_families(true);
-    let mut families = raft_column_families();
-    families.extend(state_machine_column_families());
-    Arc::new(DB::open_cf_descriptors(&options, dir.path(), families).expect("open db"))
+    open_db_with_column_families(dir.path(), true).expect("open db")
 }
 
 async fn apply_all<B: Backend>(

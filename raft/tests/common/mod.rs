@@ -15,7 +15,6 @@ use auction_raft::GroupId;
 use auction_statemachine::command::{NewAuction, Op};
 use auction_statemachine::{AuctionId, KvRead, KvStore, MemKv, RequestId, UserId};
 use openraft::async_runtime::WatchReceiver;
-use openraft::BasicNode;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -139,15 +138,15 @@ impl TestCluster {
             _dir: dir,
             next_request: 1,
         };
-        let members: BTreeMap<u64, BasicNode> = (1..=voters)
-            .map(|id| (id, BasicNode::new(cluster.nodes[&id].addr.clone())))
+        let members: BTreeMap<u64, String> = (1..=voters)
+            .map(|id| (id, cluster.nodes[&id].addr.clone()))
             .collect();
         cluster
             .host(1)
             .initialize(members)
             .await
             .expect("initialize");
-        for group in 0..=u64::from(SHARDS) {
+        for group in 0..=SHARDS {
             cluster.wait_for_leader(group).await;
         }
         cluster.next_request = 1;

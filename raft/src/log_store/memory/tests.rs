@@ -1,7 +1,7 @@
 //! Tests of the in-memory log: openraft's storage suite, group commit in manual mode, and
 //! crash semantics (unsynced writes are lost, synced ones survive).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
@@ -46,7 +46,7 @@ async fn indexes(store: &mut MemLogStore<C>) -> Vec<u64> {
 
 struct MemSuiteBuilder {
     log: MemLog<C>,
-    next_group_id: AtomicU64,
+    next_group_id: AtomicU32,
 }
 
 impl StoreBuilder<C, MemLogStore<C>, SuiteStateMachine> for MemSuiteBuilder {
@@ -60,7 +60,7 @@ impl StoreBuilder<C, MemLogStore<C>, SuiteStateMachine> for MemSuiteBuilder {
 async fn openraft_storage_suite() {
     let builder = MemSuiteBuilder {
         log: MemLog::new(MemLogLimits::default(), SyncMode::Background),
-        next_group_id: AtomicU64::new(1),
+        next_group_id: AtomicU32::new(1),
     };
     Suite::test_all(builder)
         .await

@@ -2,7 +2,7 @@
 //! truncation and purge, and durability across a reopen of the database.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
@@ -16,6 +16,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::testing::{SuiteStateMachine, TestConfig};
+use crate::GroupId;
 
 type C = TestConfig;
 
@@ -55,7 +56,7 @@ async fn indexes(store: &mut RocksLogStore<C>) -> Vec<u64> {
 /// groups do not see each other.
 struct RocksSuiteBuilder {
     log: RocksLog<C>,
-    next_group_id: AtomicU64,
+    next_group_id: AtomicU32,
 }
 
 impl StoreBuilder<C, RocksLogStore<C>, SuiteStateMachine> for RocksSuiteBuilder {
@@ -71,7 +72,7 @@ async fn openraft_storage_suite() {
     let (_db, log) = open_log(&dir);
     let builder = RocksSuiteBuilder {
         log,
-        next_group_id: AtomicU64::new(1),
+        next_group_id: AtomicU32::new(1),
     };
     Suite::test_all(builder)
         .await
@@ -96,7 +97,7 @@ impl Durability for GatedSync {
 
 #[tokio::test]
 async fn concurrent_appends_of_many_groups_share_syncs() {
-    const GROUPS: u64 = 16;
+    const GROUPS: GroupId = 16;
     const APPENDS_PER_GROUP: u64 = 8;
     let dir = TempDir::new().expect("temp dir");
     let db = open_db(dir.path()).expect("open db");
@@ -126,7 +127,7 @@ async fn concurrent_appends_of_many_groups_share_syncs() {
         rx.await.expect("callback fired").expect("append durable");
     }
     let counters = log.counters();
-    let appends = GROUPS * APPENDS_PER_GROUP;
+    let appends = u64::from(GROUPS) * APPENDS_PER_GROUP;
     assert_eq!(
         counters.entries_synced(),
         appends,
@@ -157,7 +158,7 @@ async fn truncate_and_purge_touch_only_their_group() {
     let dir = TempDir::new().expect("temp dir");
     let (_db, log) = open_log(&dir);
     // The extreme group ids check the key-range boundaries.
-    let group_ids = [0, 1, 2, u64::MAX];
+    let group_ids = [0, 1, 2, GroupId::MAX];
     let mut stores: Vec<RocksLogStore<C>> = group_ids.iter().map(|id| log.group(*id)).collect();
     for store in &mut stores {
         append_durable(store, (1..=10).map(|index| blank(1, index)).collect()).await;
