@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use auction_raft::host::NodeStorage;
+use auction_statemachine::splitmix::SplitMix64;
 use auction_statemachine::{query, Role, User, META_GROUP};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -114,15 +115,15 @@ pub enum Entropy {
 #[derive(Debug, Clone)]
 pub struct RequestSecrets {
     hashing: PasswordHashing,
-    /// The SplitMix64 state of a seeded source.
-    seeded: Option<Arc<Mutex<u64>>>,
+    /// The generator of a seeded source.
+    seeded: Option<Arc<Mutex<SplitMix64>>>,
 }
 
 impl RequestSecrets {
     pub fn new(hashing: PasswordHashing, entropy: Entropy) -> RequestSecrets {
         let seeded = match entropy {
             Entropy::Os => None,
-            Entropy::Seeded(seed) => Some(Arc::new(Mutex::new(seed))),
+            Entropy::Seeded(seed) => Some(Arc::new(Mutex::new(SplitMix64::new(seed)))),
         };
         RequestSecrets { hashing, seeded }
     }
@@ -147,19 +148,14 @@ pub fn fill_random(bytes: &mut [u8]) {
         .try_with(|secrets| secrets.seeded.clone())
         .ok()
         .flatten();
-    let Some(state) = seeded else {
+    let Some(generator) = seeded else {
         OsRng.fill_bytes(bytes);
         return;
     };
-    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-    for chunk in bytes.chunks_mut(8) {
-        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-    }
+    generator
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .fill_bytes(bytes);
 }
 
 /// An argon2id PHC string of `password`, computed on the blocking pool (or inline, see

@@ -1,10 +1,11 @@
 //! The one error shape of the API: `{"error": CODE, "message": "...", ...details}`.
 //!
 //! Every refusal, whatever its source, becomes an [`ApiError`]: a domain [`Rejection`] from the
-//! state machine (mapped to DESIGN.md's status codes with its details, such as `currentBid` and
-//! `minimumBid` for `BID_TOO_LOW`), a [`HostError`] from the replication layer (`503 NO_LEADER`
-//! with `Retry-After` when a group has no leader, `504 TIMEOUT` when the outcome is unknown),
-//! or a refusal of the API itself (authentication, validation, body size, unknown route).
+//! state machine (mapped to the status codes of `api/API.md` with its details, such as
+//! `currentBid` and `minimumBid` for `BID_TOO_LOW`), a [`HostError`] from the replication layer
+//! (`503 NO_LEADER` with `Retry-After` when a group has no leader, `504 TIMEOUT` when the
+//! outcome is unknown), or a refusal of the API itself (authentication, validation, body size,
+//! unknown route).
 //! Handlers return `Result<_, ApiError>` and never build error bodies by hand.
 
 use auction_raft::host::HostError;
@@ -98,7 +99,7 @@ impl ApiError {
     }
 }
 
-/// The HTTP status of each domain rejection (DESIGN.md "Auction rules" and "HTTP API").
+/// The HTTP status of each domain rejection (`statemachine/RULES.md`, `api/API.md` "Errors").
 pub fn rejection_status(rejection: &Rejection) -> StatusCode {
     match rejection {
         Rejection::AuctionNotFound | Rejection::UserNotFound | Rejection::NotificationNotFound => {

@@ -9,7 +9,7 @@
 //!
 //! - auction streams ([`auction`]): the event id is the auction's event sequence number, which
 //!   is the same on every replica; the events are kept in the auction's event log in its shard
-//!   (the latest `AUCTION_EVENTS_KEPT_MAX`, see `auction_statemachine::auction::event_log`);
+//!   (the latest `AUCTION_LOG_EVENTS_MAX`, see `auction_statemachine::auction::event_log`);
 //! - user streams ([`user`]): notifications are stored per user in every shard, numbered by a
 //!   per-shard sequence, so the event id is a cursor with one position per shard,
 //!   `"1:17,2:5,3:0,4:9"` (shard:sequence, ascending shards, every shard listed). Notifications of

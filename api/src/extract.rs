@@ -2,9 +2,9 @@
 //! JSON, `422` naming the field for a wrong or missing field), the `X-Idempotency-Key` header,
 //! `?consistency=`, money that arrives as a string or a number, RFC 3339 times, ids in paths.
 //!
-//! axum's stock extractors answer in plain text; these answer in the error shape of DESIGN.md.
+//! axum's stock extractors answer in plain text; these answer in the error shape of `api/API.md`.
 
-use auction_statemachine::command::IDEMPOTENCY_KEY_LEN_MAX;
+use auction_statemachine::command::IDEMPOTENCY_KEY_BYTES_MAX;
 use auction_statemachine::TimestampMs;
 use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
@@ -74,7 +74,7 @@ fn field_of(path: &str, error: &serde_json::Error) -> String {
 }
 
 /// Money as the client sent it: a JSON string or number, kept as text so the state machine
-/// reports `INVALID_AMOUNT` / `VALIDATION_FAILED` in DESIGN.md's order.
+/// reports `INVALID_AMOUNT` / `VALIDATION_FAILED` in the order of `statemachine/RULES.md`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmountText(pub String);
 
@@ -129,12 +129,12 @@ pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let invalid = || {
         ApiError::validation(
             "X-Idempotency-Key",
-            format!("must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"),
+            format!("must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} visible ASCII characters"),
         )
     };
     let text = value.to_str().map_err(|_| invalid())?;
     if text.is_empty()
-        || text.len() > IDEMPOTENCY_KEY_LEN_MAX
+        || text.len() > IDEMPOTENCY_KEY_BYTES_MAX
         || !text.bytes().all(|byte| byte.is_ascii_graphic())
     {
         return Err(invalid());
@@ -254,7 +254,7 @@ mod tests {
         );
         headers.insert(
             "x-idempotency-key",
-            "x".repeat(IDEMPOTENCY_KEY_LEN_MAX + 1)
+            "x".repeat(IDEMPOTENCY_KEY_BYTES_MAX + 1)
                 .parse()
                 .expect("header"),
         );

@@ -1,6 +1,6 @@
 //! # auction-api
 //!
-//! The HTTP API of DESIGN.md, served by every node (axum). Data flows one way: HTTP →
+//! The HTTP API of `api/API.md`, served by every node (axum). Data flows one way: HTTP →
 //! handler (parse and validate: [`extract`]; authenticate: [`auth`]) → a state-machine
 //! [`Op`](auction_statemachine::Op) proposed to the group that owns the data through
 //! [`RaftHost::propose`] (the host forwards it to the group leader over gRPC when the leader

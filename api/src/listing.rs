@@ -1,7 +1,7 @@
 //! Auction listings: filters, sort orders and cursor pagination over every shard.
 //!
 //! A listing scatters over the local replica of every shard (listings may lag by the
-//! replication delay, as DESIGN.md allows), gathers the auctions that pass the filter, orders
+//! replication delay, as `api/API.md` allows), gathers the auctions that pass the filter, orders
 //! them and cuts one page. The cursor is the sort key and id of the last item of the previous
 //! page, so a page never repeats or skips an auction whose key did not change in between.
 //!
@@ -170,7 +170,7 @@ pub fn gather(
     let mut after: Option<AuctionId> = None;
     let mut scanned = 0;
     while scanned < SCAN_PER_SHARD_MAX {
-        let batch = query::auctions(kv, after, query::PAGE_SIZE_MAX)?;
+        let batch = query::auctions(kv, after, query::PAGE_ITEMS_MAX)?;
         let Some(last) = batch.last() else { break };
         after = Some(last.id);
         scanned += batch.len();

@@ -5,7 +5,7 @@
 //! at cluster init; changing it would move auctions and is not supported.
 
 use auction_raft::GroupId;
-use auction_statemachine::command::fnv1a_64;
+use auction_statemachine::hash::fnv1a_64;
 use auction_statemachine::AuctionId;
 
 /// The shard (group 1..=`shard_count`) of an auction.

@@ -5,7 +5,7 @@
 //!   contiguous run with one timestamp, no more steps than its acknowledgement reported, and
 //!   requests sharing an idempotency key leave steps from at most one of them;
 //! - [`check_replicas_agree`]: the replicas of each group have the same key/value digest
-//!   ([`replica_digest`], FNV-1a 64 over length-framed pairs);
+//!   ([`replica_digest`], FNV-1a 64 over length-framed pairs, [`Fnv1a64::write_framed`]);
 //! - [`check_invariants`]: history amounts strictly increase with positions 1..n, the price is
 //!   the last amount and at most the high bidder's maximum, the bid count is the history length;
 //!   reads ordered in real time never see the bid count or end time go down nor a closed auction
@@ -21,10 +21,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use auction_statemachine::hash::Fnv1a64;
 use auction_statemachine::ids::{AuctionId, GroupId, RequestId, TimestampMs, UserId};
 use auction_statemachine::kv::KvRead;
 use auction_statemachine::outcome::Outcome;
-use auction_statemachine::query::{self, PAGE_SIZE_MAX};
+use auction_statemachine::query::{self, PAGE_ITEMS_MAX};
 use auction_statemachine::{Auction, BidStep, Op, Phase, StoreError};
 
 use crate::history::{OkValue, OpId, OpRecord, OpStatus, Operation};
@@ -34,41 +35,6 @@ use crate::report::CheckOutcome;
 pub const BID_HISTORY_STEPS_MAX: usize = 100_000;
 /// Most auctions [`FinalState::read_all`] reads from one store.
 pub const AUCTIONS_MAX: usize = 100_000;
-
-/// FNV-1a, 64 bit, streaming: a fixed, portable hash.
-#[derive(Clone, Copy, Debug)]
-pub struct Fnv1a64(u64);
-
-impl Fnv1a64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-
-    pub fn new() -> Fnv1a64 {
-        Fnv1a64(Self::OFFSET_BASIS)
-    }
-
-    pub fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(Self::PRIME);
-        }
-    }
-
-    /// Writes the length, then the bytes, so `("ab", "c")` and `("a", "bc")` differ.
-    pub fn write_framed(&mut self, bytes: &[u8]) {
-        self.write(&(bytes.len() as u64).to_le_bytes());
-        self.write(bytes);
-    }
-
-    pub fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl Default for Fnv1a64 {
-    fn default() -> Self {
-        Fnv1a64::new()
-    }
-}
 
 /// The digest of one replica's state of one Raft group.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -191,7 +157,7 @@ impl FinalState {
         let mut after = None;
         // Each page holds at least one auction, so this ends within AUCTIONS_MAX pages.
         while ids.len() < AUCTIONS_MAX {
-            let page = query::auctions(kv, after, PAGE_SIZE_MAX)?;
+            let page = query::auctions(kv, after, PAGE_ITEMS_MAX)?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             ids.extend(page.iter().map(|auction| auction.id));
@@ -206,7 +172,7 @@ fn read_history(kv: &impl KvRead, id: AuctionId) -> Result<(Vec<BidStep>, bool),
     let mut before = None;
     // Each page is newest first and non-empty, so this ends within the step bound.
     while steps.len() < BID_HISTORY_STEPS_MAX {
-        let page = query::bid_history(kv, id, before, PAGE_SIZE_MAX)?;
+        let page = query::bid_history(kv, id, before, PAGE_ITEMS_MAX)?;
         let Some(last) = page.last() else {
             steps.reverse();
             return Ok((steps, false));

@@ -51,9 +51,9 @@ use crate::model::{state_hash, Model};
 /// Default bound on model steps per search.
 pub const SEARCH_STATES_MAX_DEFAULT: u64 = 200_000;
 /// Reasons kept per search state for the explanation of a failure.
-const MISMATCHES_KEPT_MAX: usize = 8;
+const KEPT_MISMATCHES_MAX: usize = 8;
 /// Operations of the longest linearization shown in an explanation (the last ones).
-const EXPLANATION_PATH_MAX: usize = 20;
+const EXPLANATION_PATH_STEPS_MAX: usize = 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinearizabilityConfig {
@@ -517,7 +517,7 @@ impl Searcher<'_> {
                 }
                 Ok(None) => {}
                 Err(reason) => {
-                    if frame.mismatches.len() < MISMATCHES_KEPT_MAX {
+                    if frame.mismatches.len() < KEPT_MISMATCHES_MAX {
                         frame
                             .mismatches
                             .push(format!("{}: {reason}", self.name(next)));
@@ -578,7 +578,7 @@ impl Searcher<'_> {
                         entered.push(read);
                         progressed = true;
                     }
-                    Err(reason) if mismatches.len() < MISMATCHES_KEPT_MAX => {
+                    Err(reason) if mismatches.len() < KEPT_MISMATCHES_MAX => {
                         mismatches.push(format!("{}: {reason}", self.name(read)));
                     }
                     Err(_) => {}
@@ -675,7 +675,10 @@ impl Searcher<'_> {
 
     fn explain(&self) -> String {
         let deepest = &self.deepest;
-        let skipped = deepest.path.len().saturating_sub(EXPLANATION_PATH_MAX);
+        let skipped = deepest
+            .path
+            .len()
+            .saturating_sub(EXPLANATION_PATH_STEPS_MAX);
         let mut path: Vec<String> = deepest
             .path
             .iter()

@@ -5,14 +5,13 @@
 //! of `auction-api`, and shuts down gracefully ([`runtime`]); the local 3-node cluster
 //! launcher ([`local_cluster`]).
 //!
-//! Binaries: `auction-node` (a node, or `auction-node local-cluster`), `auctionctl` (the admin
-//! CLI over any node's HTTP API: users, status, membership, leader transfer, snapshots, the
-//! load generator; commands in [`ctl`] and [`bench`]), `raft-bench` (bids through Raft on a
-//! 3-node loopback cluster) and `cluster-e2e` (the docker cluster's end-to-end test, [`e2e`]).
+//! Binaries: `auction-node` (a node, or `auction-node local-cluster`) and `raft-bench` (bids
+//! through Raft on a 3-node loopback cluster). The HTTP tools (`auctionctl`, its load
+//! generator, the `cluster-e2e` driver) are the crate `auction-ctl` in `node/ctl/`, which
+//! depends on no part of the node.
+//!
+//! Not done yet: TLS or peer authentication between nodes (see `auction-raft`'s network).
 
-pub mod bench;
 pub mod config;
-pub mod ctl;
-pub mod e2e;
 pub mod local_cluster;
 pub mod runtime;

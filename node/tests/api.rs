@@ -1,14 +1,157 @@
 //! Black-box tests of the HTTP API against a cluster of 3 real `auction-node` processes: every
 //! request goes over a socket to a node chosen on purpose (often not the leader of the group
 //! involved), so forwarding, linearizable reads and event fan-out are all exercised.
+//!
+//! The scenarios are separate tests sharing one cluster ([`shared`]), started once per test
+//! binary on a runtime that outlives the tests and stopped when the test binary exits. Each
+//! scenario registers users of its own (tagged with its name) and creates its own auctions, so
+//! the scenarios are independent of each other and of their order, and one failure hides no
+//! other. The failover test kills nodes, so it starts a cluster of its own.
 
 mod common;
 
+use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{Api, Cluster, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+/// The cluster the scenarios share, and the runtime every scenario runs on (a client's
+/// connections belong to the runtime that opened them).
+struct Shared {
+    runtime: tokio::runtime::Runtime,
+    cluster: Cluster,
+    client: Api,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+/// The shared cluster, started by the first scenario that asks.
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let cluster = runtime.block_on(Cluster::start(3));
+        stop_at_exit();
+        Shared {
+            runtime,
+            cluster,
+            client: Api::default(),
+        }
+    })
+}
+
+/// A static is never dropped: the cluster's nodes are stopped (and its directory removed) when
+/// the test binary exits, whether the tests passed or not.
+fn stop_at_exit() {
+    extern "C" fn stop() {
+        if let Some(shared) = SHARED.get() {
+            shared.cluster.stop();
+        }
+    }
+    // SAFETY: `stop` is an `extern "C"` function without arguments that cannot unwind; it
+    // kills child processes and removes a directory, taking only the cluster's own locks,
+    // which no test holds once the test binary exits.
+    let registered = unsafe { libc::atexit(stop) };
+    assert_eq!(registered, 0, "atexit registers the cluster's stop");
+}
+
+/// Runs one scenario on the shared cluster.
+fn run<F: Future<Output = ()>>(scenario: impl FnOnce(&'static Cluster, &'static Api) -> F) {
+    let shared = shared();
+    shared
+        .runtime
+        .block_on(scenario(&shared.cluster, &shared.client));
+}
+
+/// Runs one scenario with users of its own, tagged `tag`.
+fn run_with_users<F: Future<Output = ()>>(
+    tag: &'static str,
+    scenario: impl FnOnce(Ctx<'static>) -> F,
+) {
+    run(|cluster, client| async move { scenario(Ctx::new(cluster, client, tag).await).await });
+}
+
+/// One test per scenario.
+mod scenario {
+    use super::*;
+
+    #[test]
+    fn errors_and_validation() {
+        run(super::errors_and_validation);
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        run(super::metrics_are_prometheus_text);
+    }
+
+    #[test]
+    fn the_openapi_document_matches_the_router() {
+        run(super::the_openapi_document_matches_the_router);
+    }
+
+    #[test]
+    fn auth_flow() {
+        run(super::auth_flow);
+    }
+
+    #[test]
+    fn seed_proxy_flow_through_two_nodes() {
+        run_with_users("seed", |ctx| async move {
+            super::seed_proxy_flow_through_two_nodes(&ctx).await
+        });
+    }
+
+    #[test]
+    fn bid_refusals() {
+        run_with_users(
+            "refusals",
+            |ctx| async move { super::bid_refusals(&ctx).await },
+        );
+    }
+
+    #[test]
+    fn lifecycle_edits_cancel_buy_now() {
+        run_with_users("lifecycle", |ctx| async move {
+            super::lifecycle_edits_cancel_buy_now(&ctx).await
+        });
+    }
+
+    #[test]
+    fn timing_anti_snipe_and_endings() {
+        run_with_users("timing", |ctx| async move {
+            super::timing_anti_snipe_and_endings(&ctx).await
+        });
+    }
+
+    #[test]
+    fn listings_and_me() {
+        run_with_users("listings", |ctx| async move {
+            super::listings_and_me(&ctx).await
+        });
+    }
+
+    #[test]
+    fn sse_events_arrive_on_another_node() {
+        run_with_users("sse", |ctx| async move {
+            super::sse_events_arrive_on_another_node(&ctx).await
+        });
+    }
+
+    #[test]
+    fn admin_and_rbac() {
+        run_with_users(
+            "rbac",
+            |ctx| async move { super::admin_and_rbac(&ctx).await },
+        );
+    }
+}
 
 fn api(cluster: &Cluster, node: usize, path: &str) -> String {
     format!("{}/api/v1{path}", cluster.url(node))
@@ -34,24 +177,6 @@ async fn eventually(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{url} never reached the expected state");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_end_to_end_on_a_three_node_cluster() {
-    let cluster = Cluster::start(3).await;
-    let client = Api::default();
-    errors_and_validation(&cluster, &client).await;
-    metrics_are_prometheus_text(&cluster).await;
-    the_openapi_document_matches_the_router(&cluster, &client).await;
-    auth_flow(&cluster, &client).await;
-    let ctx = Ctx::new(&cluster, &client).await;
-    seed_proxy_flow_through_two_nodes(&ctx).await;
-    bid_refusals(&ctx).await;
-    lifecycle_edits_cancel_buy_now(&ctx).await;
-    timing_anti_snipe_and_endings(&ctx).await;
-    listings_and_me(&ctx).await;
-    sse_events_arrive_on_another_node(&ctx).await;
-    admin_and_rbac(&ctx).await;
 }
 
 async fn errors_and_validation(cluster: &Cluster, client: &Api) {
@@ -142,7 +267,12 @@ async fn errors_and_validation(cluster: &Cluster, client: &Api) {
         .expect(200);
 }
 
-async fn metrics_are_prometheus_text(cluster: &Cluster) {
+async fn metrics_are_prometheus_text(cluster: &Cluster, client: &Api) {
+    // The 404 this test looks for in the counters.
+    client
+        .get(api(cluster, 2, "/auctions/not-a-uuid"), None)
+        .await
+        .expect_error(404, "AUCTION_NOT_FOUND");
     let text = reqwest::get(format!("{}/metrics", cluster.url(2)))
         .await
         .expect("metrics")
@@ -276,9 +406,12 @@ async fn auth_flow(cluster: &Cluster, client: &Api) {
     }
 }
 
+/// A scenario's own users, as (user id, token), registered under names tagged with the
+/// scenario (`seller.seed`, ...), so scenarios never share a user.
 struct Ctx<'a> {
     cluster: &'a Cluster,
     client: &'a Api,
+    tag: &'static str,
     seller: (String, String),
     alice: (String, String),
     bob: (String, String),
@@ -287,16 +420,23 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    async fn new(cluster: &'a Cluster, client: &'a Api) -> Ctx<'a> {
+    async fn new(cluster: &'a Cluster, client: &'a Api, tag: &'static str) -> Ctx<'a> {
+        let name = |role: &str| format!("{role}.{tag}");
         Ctx {
-            seller: client.user(cluster.url(0), "seller").await,
-            alice: client.user(cluster.url(1), "alice").await,
-            bob: client.user(cluster.url(2), "bob").await,
-            carol: client.user(cluster.url(0), "carol").await,
-            admin: client.user(cluster.url(1), "admin").await,
+            seller: client.user(cluster.url(0), &name("seller")).await,
+            alice: client.user(cluster.url(1), &name("alice")).await,
+            bob: client.user(cluster.url(2), &name("bob")).await,
+            carol: client.user(cluster.url(0), &name("carol")).await,
+            admin: client.user(cluster.url(1), &name("admin")).await,
             cluster,
             client,
+            tag,
         }
+    }
+
+    /// The email of this scenario's user `role` (`seller`, `alice`, ...).
+    fn email(&self, role: &str) -> String {
+        format!("{role}.{}@example.com", self.tag)
     }
 
     fn url(&self, node: usize, path: &str) -> String {
@@ -1075,9 +1215,9 @@ async fn admin_and_rbac(ctx: &Ctx<'_>) {
         .await
         .expect_error(403, "FORBIDDEN");
     // The first admin, made with `auctionctl user grant-admin EMAIL` and the cluster token.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_auctionctl"))
+    let output = std::process::Command::new(common::auctionctl_binary())
         .args(["--node", ctx.cluster.url(2), "--json"])
-        .args(["user", "grant-admin", "admin@example.com"])
+        .args(["user", "grant-admin", &ctx.email("admin")])
         .env("AUCTION_ADMIN_TOKEN", ADMIN_TOKEN)
         .output()
         .expect("run auctionctl");
@@ -1089,9 +1229,9 @@ async fn admin_and_rbac(ctx: &Ctx<'_>) {
     let granted: Value = serde_json::from_slice(&output.stdout).expect("auctionctl prints JSON");
     assert_eq!(granted["user"]["role"], "admin");
     assert_eq!(granted["user"]["id"], ctx.admin.0.as_str());
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_auctionctl"))
+    let refused = std::process::Command::new(common::auctionctl_binary())
         .args(["--node", ctx.cluster.url(2), "--admin-token", "wrong"])
-        .args(["user", "grant-admin", "bob@example.com"])
+        .args(["user", "grant-admin", &ctx.email("bob")])
         .output()
         .expect("run auctionctl");
     assert!(!refused.status.success(), "a wrong token is refused");
@@ -1099,6 +1239,10 @@ async fn admin_and_rbac(ctx: &Ctx<'_>) {
     assert_eq!(again["user"]["role"], "admin");
     let admin = ctx.admin.1.as_str();
 
+    // Six users at least, whichever scenarios ran before this one.
+    ctx.client
+        .user(ctx.cluster.url(2), &format!("listed.{}", ctx.tag))
+        .await;
     let users = ctx
         .client
         .get(ctx.url(2, "/admin/users?limit=500"), Some(admin))

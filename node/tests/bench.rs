@@ -13,7 +13,7 @@ use common::Cluster;
 
 async fn bench(cluster: &Cluster, extra: &[&str]) -> Value {
     let nodes: Vec<&str> = (0..3).map(|node| cluster.url(node)).collect();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_auctionctl"))
+    let output = tokio::process::Command::new(common::auctionctl_binary())
         .args(["bench", "--json", "--node", &nodes.join(",")])
         .args(["--users", "12", "--clients", "8", "--seed", "42"])
         .args(extra)

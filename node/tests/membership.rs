@@ -62,7 +62,7 @@ fn start_joiner(id: u64) -> Joiner {
 
 /// `auctionctl --json ARGS` against `node`; (success, parsed stdout).
 fn auctionctl(node: &str, token: &str, args: &[&str]) -> (bool, Value) {
-    let output = Command::new(env!("CARGO_BIN_EXE_auctionctl"))
+    let output = Command::new(common::auctionctl_binary())
         .args(["--node", node, "--json"])
         .args(args)
         .env("AUCTION_ADMIN_TOKEN", token)

@@ -40,7 +40,7 @@ pub const CLIENT_TIMEOUT_MS: u64 = 4_000;
 /// Attempts of one logical write (the first and its retries after unknown outcomes).
 pub const WRITE_ATTEMPTS_MAX: u32 = 3;
 /// Operations one client issues at most, whatever the duration.
-pub const OPS_PER_CLIENT_MAX: u64 = 5_000;
+pub const CLIENT_OPS_MAX: u64 = 5_000;
 /// Longest pause between two operations of a client.
 pub const THINK_MS_MAX: u64 = 250;
 /// Bidders the clients bid as.
@@ -227,7 +227,7 @@ impl Client {
         while !self.workload.ready.get() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        for _ in 0..OPS_PER_CLIENT_MAX {
+        for _ in 0..CLIENT_OPS_MAX {
             let now = u64::try_from(SimClock::elapsed_ms()).unwrap_or(u64::MAX);
             if now >= self.workload.stop_at_ms.get() {
                 break;

@@ -3,7 +3,7 @@
 //!
 //! Faults come in *episodes* separated by healthy gaps. An episode is one fault or, with
 //! probability [`OVERLAP_PERCENT`], two that overlap: the second starts while the first is on
-//! (a crash during a partition, a removal during a hold), so at most [`ACTIVE_MAX`] faults are
+//! (a crash during a partition, a removal during a hold), so at most [`ACTIVE_FAULTS_MAX`] faults are
 //! ever active at once. Each fault lasts a drawn time; the schedule still reads like a story
 //! ("12.4 s: isolate the leader of group 1 (n2) for 3.1 s", "13.0 s: crash n3 for 2.2 s (1
 //! other active)"). The *kind* and timing of each fault are drawn up front; the victims that
@@ -45,7 +45,7 @@ pub const FAULTS_MAX: usize = 1_000;
 /// Chance (percent) that an episode has a second, overlapping fault.
 pub const OVERLAP_PERCENT: u64 = 40;
 /// Faults active at once, at most.
-pub const ACTIVE_MAX: usize = 2;
+pub const ACTIVE_FAULTS_MAX: usize = 2;
 
 /// A fault as scheduled: what, when, for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub struct Scheduled {
 }
 
 /// The whole schedule of a run, in start order, relative to the start of the workload; no
-/// more than [`ACTIVE_MAX`] faults overlap at any time.
+/// more than [`ACTIVE_FAULTS_MAX`] faults overlap at any time.
 pub fn schedule(config: &SimConfig) -> Vec<Scheduled> {
     let kinds = config.faults.kinds();
     let mut rng = SimRng::new(config.seed, 7);
@@ -303,7 +303,9 @@ fn partition(rng: &mut SimRng, order: &[u64], nodes: u64, leader: Option<(GroupI
 
 #[cfg(test)]
 mod tests {
-    use super::{resolve, schedule, Fault, Scheduled, ACTIVE_MAX};
+    use std::collections::BTreeSet;
+
+    use super::{resolve, schedule, Fault, Scheduled, ACTIVE_FAULTS_MAX};
     use crate::config::{FaultKind, SimConfig};
 
     #[test]
@@ -337,7 +339,7 @@ mod tests {
                     .filter(|earlier| earlier.at_ms + earlier.duration_ms > fault.at_ms)
                     .collect();
                 assert!(
-                    active.len() < ACTIVE_MAX,
+                    active.len() < ACTIVE_FAULTS_MAX,
                     "seed {seed}: {fault:?} joins {active:?}"
                 );
                 if let Some(other) = active.first() {
@@ -358,15 +360,80 @@ mod tests {
 
     #[test]
     fn partitions_never_cut_a_node_from_itself() {
+        let mut shapes = BTreeSet::new();
         for seed in 0..200 {
             for fault in schedule(&SimConfig {
                 nodes: 5,
                 ..SimConfig::new(seed)
             }) {
-                if let Fault::Partition { cuts, .. } = resolve(&fault, 5, Some((1, 2))) {
+                if let Fault::Partition { label, cuts } = resolve(&fault, 5, Some((1, 2))) {
                     assert!(cuts.iter().all(|(a, b)| a != b), "{cuts:?}");
+                    shapes.insert(partition_shape(&label));
                 }
             }
+        }
+        // Not vacuous: every shape of partition was drawn and checked.
+        assert_eq!(
+            shapes,
+            BTreeSet::from(["bridge", "isolate", "isolate the leader", "majority ring"]),
+            "partition shapes drawn over 200 seeds"
+        );
+    }
+
+    /// The shape of a partition, from its label.
+    fn partition_shape(label: &str) -> &'static str {
+        if label.starts_with("bridge") {
+            "bridge"
+        } else if label.starts_with("majority ring") {
+            "majority ring"
+        } else if label.contains("leader of group") {
+            "isolate the leader"
+        } else {
+            "isolate"
+        }
+    }
+
+    #[test]
+    fn every_fault_kind_and_variant_is_drawn() {
+        let mut kinds = BTreeSet::new();
+        let mut variants = BTreeSet::new();
+        for seed in 0..200 {
+            for fault in schedule(&SimConfig::new(seed)) {
+                kinds.insert(fault.kind);
+                variants.insert(variant(&resolve(&fault, 3, Some((1, 2)))));
+            }
+        }
+        assert_eq!(
+            kinds,
+            FaultKind::ALL.into_iter().collect::<BTreeSet<_>>(),
+            "fault kinds drawn over 200 seeds"
+        );
+        assert_eq!(
+            variants,
+            BTreeSet::from([
+                "crash",
+                "demote",
+                "hold",
+                "latency",
+                "one-way",
+                "partition",
+                "remove",
+                "transfer",
+            ]),
+            "resolved faults drawn over 200 seeds"
+        );
+    }
+
+    fn variant(fault: &Fault) -> &'static str {
+        match fault {
+            Fault::Partition { .. } => "partition",
+            Fault::OneWay { .. } => "one-way",
+            Fault::Crash { .. } => "crash",
+            Fault::Hold { .. } => "hold",
+            Fault::Latency { .. } => "latency",
+            Fault::Demote { .. } => "demote",
+            Fault::Remove { .. } => "remove",
+            Fault::Transfer { .. } => "transfer",
         }
     }
 }

@@ -24,12 +24,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use auction_jepsen::checks::Fnv1a64;
 use auction_jepsen::{
     check_run, replica_digest, FinalState, History, LinearizabilityConfig, ReplicaDigest, Report,
 };
 use auction_raft::host::GroupReader;
 use auction_raft::GroupId;
+use auction_statemachine::hash::Fnv1a64;
 use auction_statemachine::KvRead;
 
 use crate::admin::{run_admin, AdminAction, AdminDesk};
@@ -39,7 +39,7 @@ use crate::client::{
 };
 use crate::config::SimConfig;
 use crate::fault_state::{self, FaultState};
-use crate::nemesis::{self, Fault, Scheduled, ACTIVE_MAX, LATENCY_MS};
+use crate::nemesis::{self, Fault, Scheduled, ACTIVE_FAULTS_MAX, LATENCY_MS};
 use crate::net::EPOCH_MS;
 use crate::node::{node_name, run_node, HostRegistry, SimHost};
 use crate::stamps;
@@ -253,7 +253,7 @@ impl<'a> Driver<'a> {
         let end = start + self.config.duration_ms;
         self.workload.stop_at_ms.set(end);
         let schedule = nemesis::schedule(&self.config);
-        // Active faults with the time each heals, in start order (at most ACTIVE_MAX).
+        // Active faults with the time each heals, in start order (at most ACTIVE_FAULTS_MAX).
         let mut active: Vec<(u64, Fault)> = Vec::new();
         let mut pending = schedule.iter().peekable();
         while sim_ms(&self.sim) < end {
@@ -264,7 +264,7 @@ impl<'a> Driver<'a> {
             for (_, fault) in due {
                 self.heal(&fault, now - start, active.len());
             }
-            while active.len() < ACTIVE_MAX
+            while active.len() < ACTIVE_FAULTS_MAX
                 && pending.peek().is_some_and(|next| start + next.at_ms <= now)
             {
                 if let Some(next) = pending.next() {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use auction_jepsen::model::dedup_identity;
 use auction_jepsen::{Completion, Event, EventKind, History, Operation, WriteRequest};
-use auction_statemachine::model::DedupRecord;
+use auction_statemachine::machine::DedupRecord;
 use auction_statemachine::{codec, keys, GroupId, KvRead, TimestampMs};
 
 /// The shard's de-duplication record of the write, if it has one.

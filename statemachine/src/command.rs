@@ -4,7 +4,7 @@
 //! proposed; apply never reads a clock. Every client write carries the `request_id` chosen by
 //! the node that took the request (the bid id, for bids) and, when the client sent one, its
 //! idempotency key; the state machine de-duplicates on them so a retried proposal is never
-//! applied twice. Amounts arrive as the client's text so that the rejection order of DESIGN.md
+//! applied twice. Amounts arrive as the client's text so that the rejection order of RULES.md
 //! (a malformed amount is reported only after the auction and bidder checks) holds exactly.
 
 use std::fmt;
@@ -12,11 +12,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
+use crate::hash::fnv1a_64;
 use crate::ids::{AuctionId, GroupId, NotificationId, RequestId, TimestampMs, UserId};
 use crate::model::Role;
 
 /// Longest idempotency key accepted, in bytes.
-pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
 
 /// One log entry's worth of work.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,13 +300,4 @@ impl fmt::Display for Command {
             self.ts_ms
         )
     }
-}
-
-/// FNV-1a, 64 bit: a fixed, portable hash (std's hashers are not stable across releases).
-pub fn fnv1a_64(bytes: &[u8]) -> u64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET_BASIS, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
-    })
 }

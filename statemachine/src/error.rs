@@ -3,8 +3,8 @@
 //! A [`Rejection`] is an outcome like any other: every replica computes the same one, it is
 //! recorded for idempotent retries and it counts as applied. A [`StoreError`] is not
 //! deterministic, so it never becomes a recorded outcome; the storage layer stops rather than
-//! let replicas diverge. [`Rejection::code`] is the stable wire code of DESIGN.md; the HTTP
-//! status belongs to the API layer.
+//! let replicas diverge. [`Rejection::code`] is the stable wire code of RULES.md and
+//! `api/API.md`; the HTTP status belongs to the API layer.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -1,6 +1,7 @@
 //! # auction-statemachine
 //!
-//! The auction rules of DESIGN.md as a pure, deterministic state machine. It is the heart of
+//! The auction rules of `RULES.md` (next to this crate's `Cargo.toml`) as a pure, deterministic
+//! state machine. It is the heart of
 //! the product and the model every history is checked against (the simulator and the Jepsen
 //! checker apply the same commands to it and compare).
 //!
@@ -16,10 +17,15 @@
 //! - an auction loads in O(1): its bid history is a separate key range;
 //! - a rejection is a deterministic, recorded result; a storage failure is not and escapes.
 //!
-//! Module map: [`pricing`] (manual and proxy bid rules, pure), [`auction`] (shard operations and
-//! the per-auction event log that SSE streams resume from),
-//! [`meta`] (users, sessions, bans), [`tick`] (closing and purging), [`machine`] (apply,
-//! de-duplication), [`query`] (reads), [`model`] / [`command`] / [`outcome`] (the data).
+//! Module map (no import circle: no module uses one that uses it, directly or through others;
+//! `tests/module_graph.rs` checks it): [`machine`] (apply, de-duplication, dispatch) runs the
+//! operations of [`auction`] (shard operations and the per-auction event log that SSE streams
+//! resume from), [`meta`] (users, sessions, bans) and [`tick`] (closing and purging), which all
+//! work through `ctx` (the apply context: load / save, notify, audit); [`query`] (reads);
+//! [`pricing`] (manual and proxy bid rules, pure); [`model`] / [`command`] / [`outcome`] (the
+//! data); [`keys`], [`codec`], [`kv`], [`ids`], [`money`], [`time`] at the bottom, with
+//! [`hash`] and [`splitmix`], pure helpers the crates above share (FNV-1a and the seeded
+//! generator; apply itself never draws a random number).
 //!
 //! Not done yet: notification fan-out is capped per event (see [`auction`]); listings with
 //! filters and sorting are derived per node by the API, not indexed here.
@@ -27,7 +33,9 @@
 pub mod auction;
 pub mod codec;
 pub mod command;
+mod ctx;
 pub mod error;
+pub mod hash;
 pub mod ids;
 pub mod keys;
 pub mod kv;
@@ -38,6 +46,7 @@ pub mod money;
 pub mod outcome;
 pub mod pricing;
 pub mod query;
+pub mod splitmix;
 pub mod tick;
 pub mod time;
 

@@ -6,44 +6,31 @@
 //! is the same on every replica for the same state and command; only a storage failure escapes,
 //! and the caller must then stop the group instead of treating the command as applied.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Op, META_GROUP};
+use crate::ctx::{load, save, Ctx, OpResult};
 use crate::error::{Error, Rejection};
-use crate::ids::{
-    mint_uuid, AuctionId, GroupId, MintedKind, NotificationId, RequestId, TimestampMs, UserId,
-};
+use crate::ids::{GroupId, TimestampMs};
 use crate::kv::{KvRead, KvStore, Overlay, StoreError};
-use crate::model::{AuditEntry, DedupRecord, MachineMeta, Notification, NotificationKind};
+use crate::model::MachineMeta;
 use crate::outcome::{Applied, Event, Outcome};
-use crate::{auction, codec, keys, meta, tick};
+use crate::pricing::BidKind;
+use crate::{auction, keys, meta, tick};
 
-/// How long a client idempotency key is remembered (DESIGN.md: at least 24 hours).
+/// How long a client idempotency key is remembered (RULES.md: at least 24 hours).
 pub const IDEMPOTENCY_KEY_RETENTION_MS: i64 = 25 * 60 * 60 * 1_000;
 /// How long a request id is remembered when the client sent no key: longer than any internal
 /// retry of a proposal (forwarding retries give up within seconds).
 pub const REQUEST_DEDUP_RETENTION_MS: i64 = 15 * 60 * 1_000;
 /// Expired de-duplication records each client write purges, so purging keeps pace with writes.
-pub const PURGE_PER_WRITE_MAX: usize = 2;
+pub const PURGE_PER_WRITE_RECORDS_MAX: usize = 2;
 
 /// The state machine of one group. It holds no state of its own: everything is in the store.
 #[derive(Clone, Copy, Debug)]
 pub struct StateMachine {
     group: GroupId,
 }
-
-/// Everything an operation may touch while it runs.
-pub(crate) struct Ctx<'a, S> {
-    pub kv: &'a mut S,
-    pub group: GroupId,
-    pub now: TimestampMs,
-    pub request_id: RequestId,
-    pub meta: MachineMeta,
-    pub events: Vec<Event>,
-}
-
-pub(crate) type OpResult = Result<Outcome, Error>;
 
 impl StateMachine {
     pub fn new(group: GroupId) -> StateMachine {
@@ -99,7 +86,7 @@ impl StateMachine {
         let (result, events) = self.run(kv, command, &mut meta, now)?;
         if let Some(dedup) = &dedup {
             dedup.record(kv, &command.op, &result, now)?;
-            tick::purge_expired_dedup(kv, now, PURGE_PER_WRITE_MAX)?;
+            tick::purge_expired_dedup(kv, now, PURGE_PER_WRITE_RECORDS_MAX)?;
         }
         save(kv, keys::MACHINE_META, &meta)?;
         Ok(applied(result, false, events))
@@ -160,24 +147,12 @@ fn dispatch<S: KvStore>(ctx: &mut Ctx<'_, S>, op: &Op) -> OpResult {
             auction_id,
             bidder,
             amount,
-        } => auction::bid::place(
-            ctx,
-            *auction_id,
-            *bidder,
-            crate::pricing::BidKind::Manual,
-            amount,
-        ),
+        } => auction::bid::place(ctx, *auction_id, *bidder, BidKind::Manual, amount),
         Op::PlaceProxyBid {
             auction_id,
             bidder,
             max_amount,
-        } => auction::bid::place(
-            ctx,
-            *auction_id,
-            *bidder,
-            crate::pricing::BidKind::Proxy,
-            max_amount,
-        ),
+        } => auction::bid::place(ctx, *auction_id, *bidder, BidKind::Proxy, max_amount),
         Op::BuyNow { auction_id, buyer } => auction::bid::buy_now(ctx, *auction_id, *buyer),
         Op::Watch { auction_id, user } => auction::watch::watch(ctx, *auction_id, *user),
         Op::Unwatch { auction_id, user } => auction::watch::unwatch(ctx, *auction_id, *user),
@@ -243,6 +218,15 @@ pub mod planted {
             false
         }
     }
+}
+
+/// The first result of a de-duplicated write, returned again to every retry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupRecord {
+    pub fingerprint: u64,
+    pub result: Result<Outcome, Rejection>,
+    pub created_at: TimestampMs,
+    pub expires_at: TimestampMs,
 }
 
 /// What a de-duplication lookup found.
@@ -315,76 +299,5 @@ impl DedupKey {
         };
         save(kv, &keys::dedup(&self.bytes), &record)?;
         kv.put(&keys::dedup_expiry(expires_at, &self.bytes), &[])
-    }
-}
-
-pub(crate) fn load<T: DeserializeOwned>(
-    kv: &impl KvRead,
-    key: &[u8],
-) -> Result<Option<T>, StoreError> {
-    kv.get(key)?.map(|bytes| codec::decode(&bytes)).transpose()
-}
-
-pub(crate) fn save<T: Serialize>(
-    kv: &mut impl KvStore,
-    key: &[u8],
-    value: &T,
-) -> Result<(), StoreError> {
-    kv.put(key, &codec::encode(value))
-}
-
-impl<S: KvStore> Ctx<'_, S> {
-    pub fn load<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        load(&*self.kv, key)
-    }
-
-    pub fn save<T: Serialize>(&mut self, key: &[u8], value: &T) -> Result<(), StoreError> {
-        save(self.kv, key, value)
-    }
-
-    /// Stores a notification for `user` and emits it to live subscribers.
-    pub fn notify(
-        &mut self,
-        user: UserId,
-        kind: NotificationKind,
-        auction_id: AuctionId,
-        message: String,
-    ) -> Result<(), StoreError> {
-        self.meta.notification_sequence += 1;
-        let sequence = self.meta.notification_sequence;
-        let id = NotificationId(mint_uuid(self.group, MintedKind::Notification, sequence));
-        let notification = Notification {
-            id,
-            user_id: user,
-            kind,
-            auction_id,
-            message,
-            created_at: self.now,
-            read_at: None,
-        };
-        self.save(&keys::notification(user, sequence), &notification)?;
-        self.events.push(Event::Notification(notification));
-        Ok(())
-    }
-
-    /// Appends an entry to this group's audit log.
-    pub fn audit(
-        &mut self,
-        actor: UserId,
-        action: &str,
-        target: String,
-        detail: String,
-    ) -> Result<(), StoreError> {
-        self.meta.audit_sequence += 1;
-        let sequence = self.meta.audit_sequence;
-        let entry = AuditEntry {
-            id: mint_uuid(self.group, MintedKind::Audit, sequence),
-            actor_id: actor,
-            action: action.to_owned(),
-            target,
-            detail,
-            created_at: self.now,
-        };
-        self.save(&keys::audit(sequence), &entry)
     }
 }

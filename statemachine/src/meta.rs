@@ -5,11 +5,11 @@
 //! here is copied to every shard by the API (`Op::SyncBan`), because bids are checked there.
 
 use crate::command::NewUser;
+use crate::ctx::{Ctx, OpResult};
 use crate::error::Rejection;
 use crate::ids::{TimestampMs, UserId};
 use crate::keys;
-use crate::kv::{KvStore, StoreError};
-use crate::machine::{Ctx, OpResult};
+use crate::kv::KvStore;
 use crate::model::{Role, Session, User};
 use crate::outcome::Outcome;
 
@@ -155,13 +155,4 @@ pub(crate) fn ban<S: KvStore>(
         reason.unwrap_or_default().to_owned(),
     )?;
     Ok(Outcome::User(Box::new(user)))
-}
-
-/// Deletes up to `max` sessions that expired at or before `now`.
-pub fn purge_expired_sessions(
-    kv: &mut impl KvStore,
-    now: TimestampMs,
-    max: usize,
-) -> Result<u32, StoreError> {
-    crate::tick::purge_expired(kv, keys::SESSION_EXPIRY, keys::session, now, max)
 }

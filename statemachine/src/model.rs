@@ -1,8 +1,9 @@
 //! The stored records of both kinds of group.
 //!
 //! Auction shards store [`Auction`] (O(1) to load: the bid history is a separate key range of
-//! [`BidStep`]s), watches, notifications and idempotency records. The meta group stores users,
-//! sessions and the audit log. Every record is encoded with `codec` (versioned binary).
+//! [`BidStep`]s), watches and notifications. The meta group stores users, sessions and the
+//! audit log. Every record is encoded with `codec` (versioned binary). The idempotency records
+//! of client writes belong to de-duplication ([`crate::machine::DedupRecord`]).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -10,7 +11,6 @@ use uuid::Uuid;
 use crate::error::Rejection;
 use crate::ids::{AuctionId, NotificationId, RequestId, TimestampMs, UserId};
 use crate::money::Money;
-use crate::outcome::Outcome;
 use crate::pricing::{PriceRules, Pricing};
 
 /// Anti-sniping: a step recorded less than `window_ms` before the end moves the end to
@@ -132,7 +132,7 @@ impl Auction {
         }
     }
 
-    /// Checks that bids and purchases are possible at `now`, in DESIGN.md's order.
+    /// Checks that bids and purchases are possible at `now`, in the order of RULES.md (rule 14).
     pub fn ensure_active(&self, now: TimestampMs) -> Result<(), Rejection> {
         match self.phase {
             Phase::Cancelled => Err(Rejection::AuctionCancelled),
@@ -253,15 +253,6 @@ pub struct AuditEntry {
     pub target: String,
     pub detail: String,
     pub created_at: TimestampMs,
-}
-
-/// The first result of a de-duplicated write, returned again to every retry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DedupRecord {
-    pub fingerprint: u64,
-    pub result: Result<Outcome, Rejection>,
-    pub created_at: TimestampMs,
-    pub expires_at: TimestampMs,
 }
 
 /// Per-group bookkeeping of the state machine itself.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// Largest amount a client may send, in cents (1,000,000,000.00).
 pub const AMOUNT_CENTS_MAX: i64 = 100_000_000_000;
 /// Longest amount text we try to parse; anything longer is malformed by definition.
-pub const AMOUNT_TEXT_LEN_MAX: usize = 32;
+pub const AMOUNT_TEXT_BYTES_MAX: usize = 32;
 
 /// An exact amount of money in cents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -62,7 +62,7 @@ impl Money {
     /// Parses a client amount: plain digits with an optional fraction, no sign, no exponent,
     /// no separators. `"55"`, `"55.5"`, `"55.50"` and `"55.500"` are accepted; `"55.555"` is not.
     pub fn parse(text: &str) -> Result<Money, AmountError> {
-        if text.is_empty() || text.len() > AMOUNT_TEXT_LEN_MAX {
+        if text.is_empty() || text.len() > AMOUNT_TEXT_BYTES_MAX {
             return Err(AmountError::Malformed);
         }
         let (whole, fraction) = match text.split_once('.') {

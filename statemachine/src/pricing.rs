@@ -1,4 +1,5 @@
-//! The bidding rules of DESIGN.md as one pure function over an auction's price state.
+//! The bidding rules of RULES.md (rules 11 to 19) as one pure function over an auction's price
+//! state.
 //!
 //! [`place`] takes the price state (current price, high bidder and the high bidder's maximum),
 //! the auction's price rules and one bid, and returns the new price state plus the *steps* the

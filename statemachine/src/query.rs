@@ -1,20 +1,20 @@
 //! Reads of one group's state, for the API and the simulator's checkers.
 //!
-//! Pure functions over [`KvRead`]; every list is a bounded page (at most [`PAGE_SIZE_MAX`]
+//! Pure functions over [`KvRead`]; every list is a bounded page (at most [`PAGE_ITEMS_MAX`]
 //! items) that resumes after a cursor taken from the last item of the previous page.
 
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::ctx::load;
 use crate::ids::{AuctionId, TimestampMs, UserId};
 use crate::keys;
 use crate::kv::{KvRead, StoreError};
-use crate::machine::load;
 use crate::model::{Auction, AuditEntry, BidStep, MachineMeta, Notification, Session, User, Watch};
 use crate::outcome::Event;
 
 /// Largest page any list returns.
-pub const PAGE_SIZE_MAX: usize = 500;
+pub const PAGE_ITEMS_MAX: usize = 500;
 
 fn page<T: DeserializeOwned>(
     kv: &impl KvRead,
@@ -22,7 +22,7 @@ fn page<T: DeserializeOwned>(
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<Vec<T>, StoreError> {
-    let pairs = kv.scan(prefix, after, limit.min(PAGE_SIZE_MAX))?;
+    let pairs = kv.scan(prefix, after, limit.min(PAGE_ITEMS_MAX))?;
     pairs
         .iter()
         .map(|(_, value)| codec::decode(value))
@@ -35,7 +35,7 @@ fn ids_page(
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<Vec<uuid::Uuid>, StoreError> {
-    let pairs = kv.scan(prefix, after, limit.min(PAGE_SIZE_MAX))?;
+    let pairs = kv.scan(prefix, after, limit.min(PAGE_ITEMS_MAX))?;
     Ok(pairs
         .iter()
         .filter_map(|(key, _)| keys::trailing_uuid(key))
@@ -88,7 +88,7 @@ pub fn auction_events_after(
     if kv.get(&keys::auction_event(id, after + 1))?.is_none() {
         return Ok(None);
     }
-    let limit = limit.clamp(1, PAGE_SIZE_MAX);
+    let limit = limit.clamp(1, PAGE_ITEMS_MAX);
     let wanted = u64::try_from(limit).unwrap_or(u64::MAX);
     let upper = latest.min(after.saturating_add(wanted));
     // Keys run newest first: start just below `upper + 1` and walk down to `after + 1`.

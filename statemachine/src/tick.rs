@@ -2,27 +2,27 @@
 //! command so one log entry never does unbounded work. The leader proposes another tick while
 //! work remains (see `query::next_due_end_time`).
 
+use crate::ctx::{Ctx, OpResult};
 use crate::error::Error;
 use crate::ids::{AuctionId, TimestampMs};
 use crate::keys;
 use crate::kv::{KvStore, StoreError};
-use crate::machine::{Ctx, OpResult};
 use crate::model::{Auction, Phase};
 use crate::outcome::Outcome;
 
 /// Most auctions one tick closes.
-pub const CLOSE_BATCH_MAX: usize = 64;
+pub const CLOSE_BATCH_AUCTIONS_MAX: usize = 64;
 /// Most expired records of each kind one tick purges.
-pub const PURGE_BATCH_MAX: usize = 1_024;
+pub const PURGE_BATCH_RECORDS_MAX: usize = 1_024;
 
 pub(crate) fn tick<S: KvStore>(ctx: &mut Ctx<'_, S>) -> OpResult {
     let closed = if ctx.group == crate::command::META_GROUP {
         0
     } else {
-        close_due(ctx, CLOSE_BATCH_MAX)?
+        close_due(ctx, CLOSE_BATCH_AUCTIONS_MAX)?
     };
-    let mut purged = purge_expired_dedup(ctx.kv, ctx.now, PURGE_BATCH_MAX)?;
-    purged += crate::meta::purge_expired_sessions(ctx.kv, ctx.now, PURGE_BATCH_MAX)?;
+    let mut purged = purge_expired_dedup(ctx.kv, ctx.now, PURGE_BATCH_RECORDS_MAX)?;
+    purged += purge_expired_sessions(ctx.kv, ctx.now, PURGE_BATCH_RECORDS_MAX)?;
     Ok(Outcome::Ticked { closed, purged })
 }
 
@@ -59,6 +59,15 @@ pub fn purge_expired_dedup(
     max: usize,
 ) -> Result<u32, StoreError> {
     purge_expired(kv, keys::DEDUP_EXPIRY, keys::dedup, now, max)
+}
+
+/// Deletes up to `max` sessions that expired at or before `now`.
+pub fn purge_expired_sessions(
+    kv: &mut impl KvStore,
+    now: TimestampMs,
+    max: usize,
+) -> Result<u32, StoreError> {
+    purge_expired(kv, keys::SESSION_EXPIRY, keys::session, now, max)
 }
 
 /// Walks an expiry index `[tag][expires at][record id]` in time order and deletes, up to `max`,

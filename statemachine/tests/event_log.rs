@@ -1,11 +1,11 @@
 //! Scenario tests of the per-auction event log that SSE streams resume from: events are
 //! numbered per auction and stored as they are emitted, the log keeps exactly the latest
-//! `AUCTION_EVENTS_KEPT_MAX`, a reader resumes after any kept sequence number, and the log is
+//! `AUCTION_LOG_EVENTS_MAX`, a reader resumes after any kept sequence number, and the log is
 //! ordinary state (a replica restored from a copy of the store replays the same events).
 
 mod common;
 
-use auction_statemachine::auction::event_log::AUCTION_EVENTS_KEPT_MAX;
+use auction_statemachine::auction::event_log::AUCTION_LOG_EVENTS_MAX;
 use auction_statemachine::outcome::{Applied, Event};
 use auction_statemachine::{query, AuctionId, MemKv, Status};
 use common::*;
@@ -132,7 +132,7 @@ fn replay_after_a_sequence_number_gives_the_rest_in_order() {
 fn the_log_keeps_exactly_the_latest_events_and_prunes_as_it_records() {
     let mut w = World::shard();
     let lot = w.create(|new| new.anti_snipe = no_anti_snipe());
-    let total = AUCTION_EVENTS_KEPT_MAX + 5;
+    let total = AUCTION_LOG_EVENTS_MAX + 5;
     for step in 0..total {
         let bidder = if step % 2 == 0 { ALICE } else { BOB };
         w.bid(lot, bidder, &(10 + step).to_string())
@@ -143,9 +143,9 @@ fn the_log_keeps_exactly_the_latest_events_and_prunes_as_it_records() {
         .iter()
         .filter(|(key, _)| key.starts_with(&auction_statemachine::keys::auction_events_prefix(lot)))
         .count();
-    assert_eq!(u64::try_from(kept).expect("small"), AUCTION_EVENTS_KEPT_MAX);
+    assert_eq!(u64::try_from(kept).expect("small"), AUCTION_LOG_EVENTS_MAX);
     assert_eq!(query::auction_event_head(&w.kv, lot).expect("read"), total);
-    let oldest_kept = total - AUCTION_EVENTS_KEPT_MAX + 1;
+    let oldest_kept = total - AUCTION_LOG_EVENTS_MAX + 1;
     assert_eq!(
         stored_after(&w.kv, lot, oldest_kept - 2),
         None,

@@ -1,4 +1,4 @@
-//! Properties over random command sequences: the invariants of DESIGN.md hold after every
+//! Properties over random command sequences: the invariants of RULES.md hold after every
 //! command, apply is deterministic, and proxy-only auctions end at the second-price rule
 //! computed by an independent reference.
 
@@ -304,8 +304,8 @@ fn reference_price(
     Some((winner, price))
 }
 
-/// DESIGN.md: a high bidder who raises their own maximum does not move the price (only later
-/// challengers meet the new maximum). The classic second-price rule re-prices at once, so the
+/// RULES.md, rule 17: a high bidder who raises their own maximum does not move the price (only
+/// later challengers meet the new maximum). The classic second-price rule re-prices at once, so the
 /// reference comparison leaves such raises out; `proxy_by_the_high_bidder_must_exceed_the_max_and
 /// _leaves_the_price` in `rules.rs` covers them.
 fn raises_own_maximum(world: &World, ids: &[AuctionId], action: &Action) -> bool {

@@ -1,4 +1,4 @@
-//! Scenario tests, one per rule of DESIGN.md "Auction rules", named after the rule.
+//! Scenario tests, one per rule of RULES.md, named after the rule.
 
 mod common;
 

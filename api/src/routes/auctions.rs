@@ -275,7 +275,7 @@ async fn place<S: NodeStorage>(
 }
 
 /// A bid body: the amount is kept as the client's text whatever its JSON type, so a malformed
-/// amount is reported as `INVALID_AMOUNT` in the order of DESIGN.md.
+/// amount is reported as `INVALID_AMOUNT` in the order of `statemachine/RULES.md`.
 fn body_amount(body: &Value, field: &str) -> String {
     amount_text(body.get(field))
 }

@@ -1,4 +1,4 @@
-//! The routes of DESIGN.md "HTTP API", one module per resource. Each handler parses and
+//! The routes of `api/API.md`, one module per resource. Each handler parses and
 //! validates its input, proposes one command or reads one or more groups, and answers with a
 //! view; it never builds an error body itself.
 

@@ -4,9 +4,10 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -19,16 +20,66 @@ const READY_WAIT_MS_MAX: u64 = 90_000;
 /// Retries of a request answered `503 NO_LEADER` before the test sees the 503.
 const NO_LEADER_RETRIES_MAX: u32 = 5;
 
+/// The `auctionctl` binary, built once per test binary. It belongs to another package
+/// (`auction-ctl`, which depends on no part of the node), so cargo does not build it for this
+/// package's tests: this runs `cargo build -p auction-ctl --bin auctionctl` into the target
+/// directory and profile of `auction-node` (a no-op when it is up to date) and returns its path.
+pub fn auctionctl_binary() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let node = Path::new(env!("CARGO_BIN_EXE_auction-node"));
+        let profile_dir = node.parent().expect("the binaries' directory");
+        let target_dir = profile_dir.parent().expect("the target directory");
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "auction-ctl",
+                "--bin",
+                "auctionctl",
+            ])
+            .arg("--target-dir")
+            .arg(target_dir);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(
+            status.success(),
+            "cargo build -p auction-ctl failed: {status}"
+        );
+        profile_dir.join("auctionctl")
+    })
+}
+
 pub struct Node {
     pub id: u64,
     pub http: String,
-    child: Option<Child>,
+    /// `None` once killed. Behind a lock so a cluster shared by tests can be stopped through a
+    /// shared reference ([`Cluster::stop`]).
+    child: Mutex<Option<Child>>,
     log: PathBuf,
+}
+
+impl Node {
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn kill(&self) {
+        if let Some(mut child) = self.child().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
-    _dir: TempDir,
+    /// The nodes' data and logs; removed by [`Cluster::stop`].
+    dir: Mutex<Option<TempDir>>,
 }
 
 /// Ports are taken below the kernel's ephemeral range (32768 and up by default), so outgoing
@@ -64,7 +115,7 @@ impl Cluster {
     /// `extra` is empty).
     pub async fn start_with(count: u64, extra: &[&str]) -> Cluster {
         for attempt in 1..=3 {
-            let mut cluster = Cluster::spawn(count, extra);
+            let cluster = Cluster::spawn(count, extra);
             match cluster.wait_ready().await {
                 Ok(()) => return cluster,
                 Err(reason) if attempt < 3 => eprintln!("cluster start failed, again: {reason}"),
@@ -111,19 +162,22 @@ impl Cluster {
             nodes.push(Node {
                 id,
                 http: format!("http://127.0.0.1:{http_port}"),
-                child: Some(child),
+                child: Mutex::new(Some(child)),
                 log,
             });
         }
-        Cluster { nodes, _dir: dir }
+        Cluster {
+            nodes,
+            dir: Mutex::new(Some(dir)),
+        }
     }
 
     /// Waits until every node is ready; an error when one exits (a port taken meanwhile) or
     /// the time is up.
-    async fn wait_ready(&mut self) -> Result<(), String> {
+    async fn wait_ready(&self) -> Result<(), String> {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_millis(READY_WAIT_MS_MAX);
-        for node in self.nodes.iter_mut().filter(|node| node.child.is_some()) {
+        for node in self.nodes.iter().filter(|node| node.child().is_some()) {
             loop {
                 let ready = client
                     .get(format!("{}/ready", node.http))
@@ -135,7 +189,7 @@ impl Cluster {
                     break;
                 }
                 let exited = node
-                    .child
+                    .child()
                     .as_mut()
                     .is_some_and(|child| !matches!(child.try_wait(), Ok(None)));
                 if exited || Instant::now() >= deadline {
@@ -159,24 +213,30 @@ impl Cluster {
     pub fn kill(&mut self, id: u64) {
         let node = self
             .nodes
-            .iter_mut()
+            .iter()
             .find(|node| node.id == id)
             .expect("known node");
-        if let Some(mut child) = node.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        node.kill();
+    }
+
+    /// Kills every node and removes the cluster's directory; for a cluster that is never
+    /// dropped (a `static` shared by tests).
+    pub fn stop(&self) {
+        for node in &self.nodes {
+            node.kill();
         }
+        drop(
+            self.dir
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        self.stop();
     }
 }
 
@@ -201,7 +261,7 @@ impl Reply {
         self.body
     }
 
-    /// Asserts an error answer of DESIGN.md's shape.
+    /// Asserts an error answer of the API's shape (`api/API.md`, "Errors").
     #[track_caller]
     pub fn expect_error(self, status: u16, code: &str) -> Value {
         let body = self.expect(status);

@@ -31,11 +31,11 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use auction_statemachine::hash::Fnv1a64;
 use auction_statemachine::KvRead;
 
 use super::route::current_leader;
 use super::{GroupStatus, HostError, HostInner, NodeStorage, RaftHost};
-use crate::state_machine::snapshot::{fnv, FNV_OFFSET_BASIS};
 use crate::{GroupId, NodeId};
 
 /// Attempts of one group action, each at the leader as this node knows it then.
@@ -290,7 +290,7 @@ impl<S: NodeStorage> HostInner<S> {
 
 /// Hashes every record of a replica, a page at a time.
 fn digest_all<R: KvRead>(reader: &R) -> Result<(u64, u64), String> {
-    let mut hash = FNV_OFFSET_BASIS;
+    let mut hash = Fnv1a64::new();
     let mut records = 0u64;
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -298,15 +298,13 @@ fn digest_all<R: KvRead>(reader: &R) -> Result<(u64, u64), String> {
             .scan(&[], after.as_deref(), DIGEST_PAGE_RECORDS)
             .map_err(|error| error.to_string())?;
         for (key, value) in &page {
-            for part in [key, value] {
-                hash = fnv(hash, &(part.len() as u64).to_le_bytes());
-                hash = fnv(hash, part);
-            }
+            hash.write_framed(key);
+            hash.write_framed(value);
             records += 1;
         }
         match page.last() {
             Some((key, _)) if page.len() == DIGEST_PAGE_RECORDS => after = Some(key.clone()),
-            _ => return Ok((records, hash)),
+            _ => return Ok((records, hash.finish())),
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auction_statemachine::tick::CLOSE_BATCH_MAX;
+use auction_statemachine::tick::CLOSE_BATCH_AUCTIONS_MAX;
 use auction_statemachine::{query, Op, Outcome, RequestId};
 use openraft::async_runtime::WatchReceiver;
 use tokio::task::JoinHandle;
@@ -184,7 +184,9 @@ async fn propose_ticks<S: NodeStorage>(inner: &HostInner<S>, group: GroupId) {
             .pop();
         match answer {
             Some(Routed::Done(response)) => match response.result {
-                Ok(Outcome::Ticked { closed, .. }) if closed as usize >= CLOSE_BATCH_MAX => {
+                Ok(Outcome::Ticked { closed, .. })
+                    if closed as usize >= CLOSE_BATCH_AUCTIONS_MAX =>
+                {
                     continue
                 }
                 _ => return,

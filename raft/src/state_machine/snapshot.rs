@@ -9,22 +9,14 @@
 
 use std::io::{self, Read, Write};
 
+use auction_statemachine::hash::Fnv1a64;
+
 const MAGIC: &[u8; 8] = b"AUCSNAP1";
 const END_MARKER: u32 = u32::MAX;
 /// Largest key a snapshot may carry.
 pub const KEY_BYTES_MAX: u32 = 64 * 1024;
 /// Largest value a snapshot may carry.
 pub const VALUE_BYTES_MAX: u32 = 64 * 1024 * 1024;
-
-pub(crate) const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-pub(crate) fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
-    for byte in bytes {
-        hash = (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME);
-    }
-    hash
-}
 
 fn invalid(reason: impl Into<String>) -> io::Error {
     io::Error::new(
@@ -37,7 +29,7 @@ fn invalid(reason: impl Into<String>) -> io::Error {
 pub struct SnapshotWriter<W: Write> {
     out: W,
     count: u64,
-    digest: u64,
+    digest: Fnv1a64,
 }
 
 impl<W: Write> SnapshotWriter<W> {
@@ -46,7 +38,7 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(SnapshotWriter {
             out,
             count: 0,
-            digest: FNV_OFFSET_BASIS,
+            digest: Fnv1a64::new(),
         })
     }
 
@@ -67,7 +59,7 @@ impl<W: Write> SnapshotWriter<W> {
             value,
         ] {
             self.out.write_all(part)?;
-            self.digest = fnv(self.digest, part);
+            self.digest.write(part);
         }
         self.count += 1;
         Ok(())
@@ -77,7 +69,7 @@ impl<W: Write> SnapshotWriter<W> {
     pub fn finish(mut self) -> io::Result<W> {
         self.out.write_all(&END_MARKER.to_le_bytes())?;
         self.out.write_all(&self.count.to_le_bytes())?;
-        self.out.write_all(&self.digest.to_le_bytes())?;
+        self.out.write_all(&self.digest.finish().to_le_bytes())?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -87,7 +79,7 @@ impl<W: Write> SnapshotWriter<W> {
 pub struct SnapshotReader<R: Read> {
     input: R,
     count: u64,
-    digest: u64,
+    digest: Fnv1a64,
     done: bool,
 }
 
@@ -101,7 +93,7 @@ impl<R: Read> SnapshotReader<R> {
         Ok(SnapshotReader {
             input,
             count: 0,
-            digest: FNV_OFFSET_BASIS,
+            digest: Fnv1a64::new(),
             done: false,
         })
     }
@@ -145,7 +137,7 @@ impl<R: Read> SnapshotReader<R> {
             &value_len.to_le_bytes()[..],
             &value,
         ] {
-            self.digest = fnv(self.digest, part);
+            self.digest.write(part);
         }
         self.count += 1;
         Ok(Some((key, value)))
@@ -154,7 +146,7 @@ impl<R: Read> SnapshotReader<R> {
     fn verify_trailer(&mut self) -> io::Result<()> {
         let count = self.read_u64()?;
         let digest = self.read_u64()?;
-        if count != self.count || digest != self.digest {
+        if count != self.count || digest != self.digest.finish() {
             return Err(invalid("count or digest mismatch"));
         }
         self.done = true;
@@ -188,6 +180,17 @@ mod tests {
         assert_eq!(reader.next_pair()?, Some((b"a".to_vec(), b"1".to_vec())));
         assert_eq!(reader.next_pair()?, Some((b"b".to_vec(), Vec::new())));
         assert_eq!(reader.next_pair()?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn the_trailer_carries_the_pinned_count_and_digest() -> io::Result<()> {
+        // Pinned: snapshots written by an earlier build must still verify.
+        let bytes = sample()?;
+        let trailer = &bytes[bytes.len() - 20..];
+        assert_eq!(trailer[..4], u32::MAX.to_le_bytes());
+        assert_eq!(trailer[4..12], 2u64.to_le_bytes());
+        assert_eq!(trailer[12..], 0xa174_7867_ae8b_4bfau64.to_le_bytes());
         Ok(())
     }
 

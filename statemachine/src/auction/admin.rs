@@ -6,16 +6,16 @@
 
 use std::collections::BTreeSet;
 
+use crate::ctx::{Ctx, OpResult};
 use crate::error::Rejection;
 use crate::ids::{AuctionId, TimestampMs, UserId};
 use crate::keys;
 use crate::kv::KvStore;
-use crate::machine::{Ctx, OpResult};
 use crate::model::Phase;
 use crate::outcome::Outcome;
 use crate::time::format_rfc3339;
 
-use super::validate::AUCTION_DURATION_MS_MAX;
+use super::listing::AUCTION_DURATION_MS_MAX;
 
 pub const CANCEL_REASON_CHARS_MAX: usize = 500;
 

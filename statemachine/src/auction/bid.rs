@@ -1,17 +1,17 @@
 //! Bids, proxy bids and buy now on one auction.
 //!
-//! The checks run in DESIGN.md's order (auction found, active at the effective time, bidder not
-//! the seller, bidder not banned, amount well-formed, then the price rules of `pricing`). An
-//! accepted bid records its steps in the history, may extend the end (anti-sniping), indexes the
-//! bidder and notifies the outbid bidder and the watchers.
+//! The checks run in the order of RULES.md, rule 14 (auction found, active at the effective
+//! time, bidder not the seller, bidder not banned, amount well-formed, then the price rules of
+//! `pricing`). An accepted bid records its steps in the history, may extend the end
+//! (anti-sniping), indexes the bidder and notifies the outbid bidder and the watchers.
 
 use std::collections::BTreeSet;
 
+use crate::ctx::{Ctx, OpResult};
 use crate::error::Rejection;
 use crate::ids::{AuctionId, UserId};
 use crate::keys;
 use crate::kv::{KvStore, StoreError};
-use crate::machine::{Ctx, OpResult};
 use crate::model::{Auction, BidStep, NotificationKind, Phase};
 use crate::money::Money;
 use crate::outcome::{BidOutcome, Event, Outcome};

@@ -1,6 +1,6 @@
 //! The per-auction event log: every `bid_placed`, `auction_extended` and `auction_ended` of an
 //! auction is stored under `[V][auction][!seq]` with a per-auction sequence number 1, 2, 3, ...,
-//! and only the latest [`AUCTION_EVENTS_KEPT_MAX`] are kept. The log is ordinary group state:
+//! and only the latest [`AUCTION_LOG_EVENTS_MAX`] are kept. The log is ordinary group state:
 //! replicated by the same commands, identical on every replica, part of every snapshot. It is
 //! what lets an SSE stream resume after `Last-Event-ID` on any node.
 //!
@@ -10,19 +10,19 @@
 //!
 //! Bounded work: recording an event is one scan of one key (the latest sequence), one put and at
 //! most one delete (the event that falls out of the window), so the window is always exactly
-//! the latest [`AUCTION_EVENTS_KEPT_MAX`] events.
+//! the latest [`AUCTION_LOG_EVENTS_MAX`] events.
 //!
 //! Not done yet: the log of a finished auction is kept as long as the auction (auctions are
 //! never purged yet either).
 
+use crate::ctx::Ctx;
 use crate::ids::{AuctionId, TimestampMs};
 use crate::keys;
 use crate::kv::{KvRead, KvStore, StoreError};
-use crate::machine::Ctx;
 use crate::outcome::Event;
 
 /// Events kept per auction; older ones are deleted as new ones are recorded.
-pub const AUCTION_EVENTS_KEPT_MAX: u64 = 1_000;
+pub const AUCTION_LOG_EVENTS_MAX: u64 = 1_000;
 
 /// The sequence number of the latest event of `auction`, 0 before the first.
 pub fn latest_seq(kv: &impl KvRead, auction: AuctionId) -> Result<u64, StoreError> {
@@ -45,7 +45,7 @@ pub(crate) fn record<S: KvStore>(
     let event = make(seq, ctx.now);
     debug_assert_eq!(event.auction_seq(), Some((auction, seq)));
     ctx.save(&keys::auction_event(auction, seq), &event)?;
-    if let Some(dropped) = seq.checked_sub(AUCTION_EVENTS_KEPT_MAX) {
+    if let Some(dropped) = seq.checked_sub(AUCTION_LOG_EVENTS_MAX) {
         if dropped > 0 {
             ctx.kv.delete(&keys::auction_event(auction, dropped))?;
         }

@@ -1,22 +1,22 @@
 //! Creating an auction, and the seller's edit and cancel (allowed only before the first bid).
 
 use crate::command::{AuctionChanges, NewAuction};
+use crate::ctx::{Ctx, OpResult};
 use crate::error::{Error, Rejection};
 use crate::ids::{AuctionId, UserId};
 use crate::keys;
 use crate::kv::KvStore;
-use crate::machine::{Ctx, OpResult};
 use crate::model::{Auction, Phase};
 use crate::outcome::Outcome;
 use crate::pricing::Pricing;
 
-use super::validate;
+use super::listing;
 
 pub(crate) fn create<S: KvStore>(ctx: &mut Ctx<'_, S>, new: &NewAuction) -> OpResult {
     if ctx.kv.get(&keys::auction(new.auction_id))?.is_some() {
         return Err(Rejection::validation("id", "an auction with this id already exists").into());
     }
-    let listing = validate::new_listing(new, ctx.now)?;
+    let listing = listing::new_listing(new, ctx.now)?;
     let auction = Auction {
         id: new.auction_id,
         seller_id: new.seller_id,
@@ -72,7 +72,7 @@ pub(crate) fn update<S: KvStore>(
     changes: &AuctionChanges,
 ) -> OpResult {
     let mut auction = load_for_seller(ctx, auction_id, actor)?;
-    let edited = validate::edited(&auction, changes, ctx.now)?;
+    let edited = listing::edited(&auction, changes, ctx.now)?;
     if edited.end_time != auction.end_time {
         super::set_end_time(ctx, &mut auction, edited.end_time)?;
     }

@@ -9,16 +9,16 @@ pub mod admin;
 pub mod bid;
 pub mod event_log;
 pub mod lifecycle;
-pub mod validate;
+pub mod listing;
 pub mod watch;
 
 use std::collections::BTreeSet;
 
+use crate::ctx::Ctx;
 use crate::error::{Error, Rejection};
 use crate::ids::{AuctionId, TimestampMs, UserId};
 use crate::keys;
 use crate::kv::{KvStore, StoreError};
-use crate::machine::Ctx;
 use crate::model::{Auction, NotificationKind, Phase};
 use crate::outcome::Event;
 use crate::time::format_rfc3339;

@@ -3,11 +3,11 @@
 //! A watch is stored twice, under the auction (to fan notifications out) and under the user
 //! (for "my watchlist"); both keys change in the same command so they never disagree.
 
+use crate::ctx::{Ctx, OpResult};
 use crate::error::Rejection;
 use crate::ids::{parse_minted_uuid, AuctionId, MintedKind, NotificationId, UserId};
 use crate::keys;
 use crate::kv::KvStore;
-use crate::machine::{Ctx, OpResult};
 use crate::model::{Notification, Watch};
 use crate::outcome::Outcome;
 

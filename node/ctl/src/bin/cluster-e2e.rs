@@ -1,7 +1,7 @@
-//! `cluster-e2e`: the end-to-end test of a running docker cluster (see `auction_node::e2e`);
+//! `cluster-e2e`: the end-to-end test of a running docker cluster (see `auction_ctl::e2e`);
 //! `cluster/bin/docker-e2e` builds and starts the cluster, runs this and tears it down.
 
-use auction_node::e2e::{self, E2eArgs};
+use auction_ctl::e2e::{self, E2eArgs};
 use clap::Parser;
 
 #[derive(Parser)]

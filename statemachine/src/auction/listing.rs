@@ -1,7 +1,9 @@
-//! Validation of a seller's auction description, new or edited.
+//! Validation of a listing: a seller's description of a new auction, or an edit of one, turned
+//! into the checked, seller-controlled part of an [`Auction`] ([`Listing`]).
 //!
 //! Every refusal is `VALIDATION_FAILED` naming the field as the HTTP API spells it (camelCase),
-//! so a client can point at the input that is wrong.
+//! so a client can point at the input that is wrong. Bids are not validated here (see
+//! [`crate::pricing`] and [`super::bid`]).
 
 use crate::command::{AntiSnipeSpec, AuctionChanges, NewAuction};
 use crate::error::Rejection;

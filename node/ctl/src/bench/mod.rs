@@ -55,7 +55,7 @@ pub const AUCTIONS_MAX: usize = 100_000;
 pub const NODES_MAX: usize = 64;
 pub const RUN_SECONDS_MAX: u64 = 3_600;
 pub const REQUESTS_MAX: u64 = 100_000_000;
-pub const SETUP_CONCURRENCY_MAX: usize = 256;
+pub const SETUP_REQUESTS_IN_FLIGHT_MAX: usize = 256;
 pub const REQUEST_TIMEOUT_MS_MAX: u64 = 120_000;
 /// Auctions last at most 90 days (the state machine's limit).
 pub const AUCTION_DURATION_SECONDS_MAX: u64 = 90 * 24 * 60 * 60;
@@ -163,7 +163,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
         "--setup-concurrency",
         args.setup_concurrency,
         1,
-        SETUP_CONCURRENCY_MAX,
+        SETUP_REQUESTS_IN_FLIGHT_MAX,
     )?;
     check_range(
         "--auction-duration-secs",

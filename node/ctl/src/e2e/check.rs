@@ -17,7 +17,7 @@ use super::cluster::Cluster;
 use super::load::{cents, Ledger};
 
 /// Bid history steps read per page.
-const HISTORY_PAGE: usize = 500;
+const HISTORY_PAGE_STEPS: usize = 500;
 /// How long replicas may take to settle on one applied index once the load has stopped.
 const AGREE_WAIT_MS_MAX: u64 = 60_000;
 
@@ -51,7 +51,7 @@ async fn history(cluster: &Cluster, via: u64, auction: &str) -> anyhow::Result<V
     let mut steps = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut path = format!("/api/v1/auctions/{auction}/bids?limit={HISTORY_PAGE}");
+        let mut path = format!("/api/v1/auctions/{auction}/bids?limit={HISTORY_PAGE_STEPS}");
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={cursor}"));
         }

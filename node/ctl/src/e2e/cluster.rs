@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::ctl::status::Members;
-use crate::ctl::Ctl;
+use crate::admin::status::Members;
+use crate::admin::Ctl;
 
 /// How long a node may take to be ready after a (re)start.
 pub const READY_WAIT_MS_MAX: u64 = 90_000;

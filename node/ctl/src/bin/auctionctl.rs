@@ -1,5 +1,5 @@
 //! `auctionctl`: the admin command line of the cluster, over the HTTP API of any node (see
-//! `auction_node::ctl`).
+//! `auction_ctl::admin`).
 //!
 //! - `user grant-admin|revoke-admin EMAIL`: roles; this is how the first admin is made.
 //! - `status`: every member's view of every Raft group, a table per group.
@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use auction_node::ctl::{self, membership, status, Ctl};
+use auction_ctl::admin::{self, membership, status, Ctl};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -65,7 +65,7 @@ enum Command {
         group: u64,
     },
     /// Load generator: users, auctions, then concurrent bids and reads; latency per operation.
-    Bench(auction_node::bench::BenchArgs),
+    Bench(auction_ctl::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -122,8 +122,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctl = Ctl::new(&cli.node, cli.admin_token.clone(), cli.json)?;
     match &cli.command {
         Command::User { command } => match command {
-            UserCommand::GrantAdmin { email } => ctl::set_role(&ctl, email, "admin").await,
-            UserCommand::RevokeAdmin { email } => ctl::set_role(&ctl, email, "user").await,
+            UserCommand::GrantAdmin { email } => admin::set_role(&ctl, email, "admin").await,
+            UserCommand::RevokeAdmin { email } => admin::set_role(&ctl, email, "user").await,
         },
         Command::Status => status::run(&ctl).await,
         Command::Node { command } => match command {
@@ -143,6 +143,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => membership::transfer(&ctl, *group, *to, Duration::from_secs(*wait_secs)).await,
         Command::Snapshot { group } => membership::snapshot(&ctl, *group).await,
-        Command::Bench(args) => auction_node::bench::run(args).await,
+        Command::Bench(args) => auction_ctl::bench::run(args).await,
     }
 }
