@@ -1,6 +1,7 @@
-//! One client of the measured phase (a tokio task): it picks an operation from the mix and an
-//! auction from the skew, sends it to the next node in turn, records the latency and the
-//! answer, and goes on until the run stops. Its random choices come from its own generator,
+//! One client of the measured phase (a tokio task): when its [`Pace`] says the next operation
+//! is due (closed loop: at once; open loop: at its arrival time), it picks an operation from the
+//! mix and an auction from the skew, sends it to the next node in turn, records the latency
+//! (from the intended start) and the answer, and goes on until the run stops. Its random choices come from its own generator,
 //! seeded from `--seed` and its index, so the sequence of (operation, auction) choices of a
 //! run is the same for the same seed; bid amounts follow the answers, which depend on timing.
 //!
@@ -13,7 +14,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,6 +23,7 @@ use serde_json::json;
 use super::http::{Http, Reply, Request, Sent};
 use super::mix::{Mix, OpKind};
 use super::money::{format_cents, parse_cents};
+use super::pace::Pace;
 use super::skew::{pick_user, Skew};
 use super::stats::{Answered, Class, Stats};
 use super::world::{BenchAuction, World};
@@ -38,32 +39,6 @@ pub struct Settings {
     pub local_reads: bool,
     /// The run id, in idempotency keys.
     pub run: Arc<str>,
-}
-
-/// When the run stops: at the deadline, or when the request budget is spent.
-pub struct Stop {
-    deadline: Instant,
-    budget: Option<u64>,
-    issued: AtomicU64,
-}
-
-impl Stop {
-    pub fn new(deadline: Instant, budget: Option<u64>) -> Stop {
-        Stop {
-            deadline,
-            budget,
-            issued: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether one more operation may start (and if so, it is counted against the budget).
-    fn take(&self) -> bool {
-        if Instant::now() >= self.deadline {
-            return false;
-        }
-        self.budget
-            .is_none_or(|budget| self.issued.fetch_add(1, Ordering::Relaxed) < budget)
-    }
 }
 
 pub struct Client {
@@ -177,15 +152,17 @@ impl Client {
         }
     }
 
-    /// Runs operations until `stop` says no more; counts each finished one in `completed`.
-    pub async fn run(mut self, stop: Arc<Stop>, completed: Arc<AtomicU64>) -> Stats {
+    /// Runs operations until `pace` says no more; counts each finished one in `completed`.
+    pub async fn run(mut self, pace: Arc<Pace>, completed: Arc<AtomicU64>) -> Stats {
         let mut stats = Stats::default();
-        while stop.take() {
+        while let Some(start) = pace.next().await {
+            if let Some(late) = start.late {
+                stats.started_late.record(late);
+            }
             let kind = self.settings.mix.pick(&mut self.rng);
             let auction = self.settings.skew.pick(&mut self.rng);
-            let started = Instant::now();
             let answered = self.operate(kind, auction).await;
-            stats.record(kind, &answered, started.elapsed());
+            stats.record(kind, &answered, start.intended.elapsed());
             completed.fetch_add(1, Ordering::Relaxed);
         }
         stats
@@ -367,13 +344,5 @@ mod tests {
             (answered.label.as_str(), answered.class),
             ("503 NO_LEADER", Class::Error)
         );
-    }
-
-    #[test]
-    fn the_budget_stops_the_run() {
-        let stop = Stop::new(Instant::now() + std::time::Duration::from_secs(60), Some(3));
-        assert_eq!((0..10).filter(|_| stop.take()).count(), 3);
-        let past = Stop::new(Instant::now(), None);
-        assert!(!past.take());
     }
 }

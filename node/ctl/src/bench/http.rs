@@ -3,6 +3,10 @@
 //! connection errors, each retry on the next node. Writes carry an `X-Idempotency-Key` that
 //! stays the same across the retries, so a retry can never apply a bid twice.
 //!
+//! [`Http::send_pinned`] retries on the same node instead (the setup's settling reads must
+//! reach the node they are meant for), and [`Http::get_text`] reads one plain-text page (the
+//! nodes' `/metrics`) from one node without retries.
+//!
 //! Not here: retries of anything else (a `429` is reported, not hidden).
 
 use std::time::Duration;
@@ -96,9 +100,31 @@ impl Http {
 
     /// Sends `request` to node `node` (modulo the node count), retrying on the next nodes.
     pub async fn send(&self, node: usize, request: &Request<'_>) -> Sent {
+        self.send_with(node, request, true).await
+    }
+
+    /// Sends `request` to node `node` (modulo the node count), retrying on that node only.
+    pub async fn send_pinned(&self, node: usize, request: &Request<'_>) -> Sent {
+        self.send_with(node, request, false).await
+    }
+
+    /// `GET path` of node `node` (modulo the node count) as text, once: the body (cut at
+    /// [`RESPONSE_BYTES_MAX`]) of a 2xx answer, or what went wrong.
+    pub async fn get_text(&self, node: usize, path: &str) -> anyhow::Result<String> {
+        let base = &self.nodes[node % self.nodes.len()];
+        let url = format!("{base}{path}");
+        let response = self.client.get(&url).send().await?;
+        let status = response.status();
+        anyhow::ensure!(status.is_success(), "{url} answered {status}");
+        let bytes = read_body(response).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn send_with(&self, node: usize, request: &Request<'_>, rotate: bool) -> Sent {
         let mut retries = 0;
         loop {
-            let base = &self.nodes[(node + retries as usize) % self.nodes.len()];
+            let step = if rotate { retries as usize } else { 0 };
+            let base = &self.nodes[(node + step) % self.nodes.len()];
             let (reply, wait) = match self.send_once(base, request).await {
                 Ok((reply, headers)) => {
                     let wait = retryable(reply.status).then(|| retry_wait(&headers));
@@ -143,17 +169,23 @@ impl Http {
         if let Some(body) = request.body {
             builder = builder.json(body);
         }
-        let mut response = builder.send().await?;
+        let response = builder.send().await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            let room = RESPONSE_BYTES_MAX.saturating_sub(bytes.len());
-            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        }
+        let bytes = read_body(response).await?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok((Reply { status, body }, headers))
     }
+}
+
+/// The body, cut at [`RESPONSE_BYTES_MAX`] (the rest is read and dropped).
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = RESPONSE_BYTES_MAX.saturating_sub(bytes.len());
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

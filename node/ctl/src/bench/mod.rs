@@ -2,17 +2,22 @@
 //!
 //! Setup ([`setup`]): registers and logs in `--users` users and creates `--auctions`
 //! auctions (sellers among the users, a fixed increment of 1.00, long enough that none ends
-//! during the run; `--no-anti-snipe` turns anti-sniping off). Measured phase ([`client`]):
-//! `--clients` concurrent tasks, for `--duration-secs` or `--requests` operations, each
+//! during the run; `--no-anti-snipe` turns anti-sniping off), then has every node read every
+//! auction linearizably, so that local reads afterwards find them. Measured phase
+//! ([`measure`], [`client`]): `--clients` concurrent tasks, for `--duration-secs` or
+//! `--requests` operations, closed loop or (`--rate N`) open loop at N operations a second
+//! with latency counted from each operation's intended start ([`pace`]), each
 //! picking an operation from `--mix` ([`mix`]: manual bids, proxy bids, single-auction reads,
 //! bid histories, listings) and an auction with `--hot-auctions`/`--hot-share` skew
 //! ([`skew`]), sending it to the nodes in turn with bounded retries on 503/504/connection
 //! errors ([`http`]; writes carry an `X-Idempotency-Key`). Bids are made from what earlier
 //! answers said about the price ([`world`]), so most are valid; a bid refused because another
-//! got there first is a normal outcome, counted by code. The report ([`stats`]): per
-//! operation count, ops/s, p50/p95/p99/max latency and answers by status and code, as a table
-//! or (`--json`) one JSON document on stdout. A progress bar goes to stderr when it is a
-//! terminal.
+//! got there first is a normal outcome, counted by code. The report ([`stats`],
+//! [`document`]): per operation count, ops/s, p50/p95/p99/max latency and answers by status
+//! and code; the CPU seconds of the `--cpu-pids` processes and of the load generator over the
+//! measured phase and their RSS ([`resources`], [`procfs`]); the WAL syncs the nodes made
+//! ([`metrics`]); as a table or (`--json`) one JSON document on stdout. A progress bar goes to
+//! stderr when it is a terminal.
 //!
 //! Everything is bounded (clients, users, auctions, time, requests, retries, body sizes).
 //! Bids are rate-limited per user by the nodes (10 per minute in production; the local dev
@@ -20,39 +25,44 @@
 //! the answers.
 //!
 //! Not done yet: buy-now and watchlist operations, SSE subscribers as part of the load,
-//! open-loop (fixed arrival rate) mode: clients are closed-loop, so latency under overload
-//! shows as lower throughput rather than as queueing delay.
+//! randomised (Poisson) open-loop arrivals, a warm-up before the measured phase.
 
 pub mod client;
+mod document;
 pub mod http;
+mod measure;
+pub mod metrics;
 pub mod mix;
 pub mod money;
+pub mod pace;
+pub mod procfs;
+pub mod resources;
 pub mod setup;
 pub mod skew;
 pub mod stats;
 pub mod world;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 
-use self::client::{Client, Settings, Stop};
 use self::http::Http;
 use self::mix::Mix;
+use self::resources::Watch;
 use self::setup::AuctionShape;
 use self::skew::Skew;
-use self::stats::{Report, Stats};
+use self::stats::Report;
 use self::world::World;
 
 pub const CLIENTS_MAX: usize = 1_024;
 pub const USERS_MAX: usize = 100_000;
 pub const AUCTIONS_MAX: usize = 100_000;
 pub const NODES_MAX: usize = 64;
+/// Most processes named by `--cpu-pids`.
+pub const CPU_PIDS_MAX: usize = 64;
 pub const RUN_SECONDS_MAX: u64 = 3_600;
 pub const REQUESTS_MAX: u64 = 100_000_000;
 pub const SETUP_REQUESTS_IN_FLIGHT_MAX: usize = 256;
@@ -128,6 +138,15 @@ pub struct BenchArgs {
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Open loop: offer this many operations per second, evenly spaced, with latency counted
+    /// from each one's intended start; --clients bounds the operations in flight. Without
+    /// it, closed loop.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Process ids (the nodes; comma-separated) whose CPU seconds over the measured phase
+    /// and whose RSS at its end are reported, from /proc.
+    #[arg(long, value_delimiter = ',')]
+    pub cpu_pids: Vec<procfs::Pid>,
 }
 
 /// The validated form of the arguments.
@@ -137,6 +156,8 @@ struct Plan {
     skew: Skew,
     run_for: Duration,
     budget: Option<u64>,
+    /// Open loop's operations per second; `None`: closed loop.
+    rate_per_second: Option<u64>,
 }
 
 fn check_range<T: PartialOrd + std::fmt::Display>(
@@ -181,6 +202,10 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
     if let Some(requests) = args.requests {
         check_range("--requests", requests, 1, REQUESTS_MAX)?;
     }
+    if let Some(rate) = args.rate {
+        check_range("--rate", rate, 1, pace::RATE_PER_SECOND_MAX)?;
+    }
+    check_range("--cpu-pids (count)", args.cpu_pids.len(), 0, CPU_PIDS_MAX)?;
     let seconds = match (args.duration_secs, args.requests) {
         (Some(seconds), _) => seconds,
         (None, Some(_)) => RUN_SECONDS_MAX.min(args.auction_duration_secs),
@@ -191,6 +216,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
         skew: Skew::new(args.auctions, args.hot_auctions, args.hot_share)?,
         run_for: Duration::from_secs(seconds),
         budget: args.requests,
+        rate_per_second: args.rate,
     })
 }
 
@@ -246,100 +272,18 @@ async fn set_up(args: &BenchArgs, http: &Arc<Http>, run: &Arc<str>) -> anyhow::R
     )
     .await?;
     progress.finish_and_clear();
+    let ids: Vec<String> = auctions.iter().map(|auction| auction.id.clone()).collect();
+    let progress = bar((ids.len() * http.node_count()) as u64, "settling");
+    setup::settle(
+        http.clone(),
+        Arc::new(ids),
+        args.setup_concurrency,
+        progress.clone(),
+    )
+    .await?;
+    progress.finish_and_clear();
     let users = Arc::try_unwrap(users).unwrap_or_else(|shared| shared.as_ref().clone());
     Ok(World::new(users, auctions, INCREMENT_CENTS))
-}
-
-/// A bar redrawn every [`PROGRESS_TICK_MS`] by a task that runs until it is aborted.
-fn progress_ticker(
-    plan: &Plan,
-    completed: Arc<AtomicU64>,
-) -> (ProgressBar, tokio::task::JoinHandle<()>) {
-    let by_count = plan.budget.is_some();
-    let length = plan.budget.unwrap_or(plan.run_for.as_millis() as u64);
-    let progress = bar(length, if by_count { "operations" } else { "ms" });
-    let (ticking, started) = (progress.clone(), Instant::now());
-    let ticker = tokio::spawn(async move {
-        loop {
-            let done = completed.load(Ordering::Relaxed);
-            let position = if by_count {
-                done
-            } else {
-                started.elapsed().as_millis() as u64
-            };
-            ticking.set_position(position.min(length));
-            tokio::time::sleep(Duration::from_millis(PROGRESS_TICK_MS)).await;
-        }
-    });
-    (progress, ticker)
-}
-
-async fn measure(
-    args: &BenchArgs,
-    plan: Plan,
-    http: Arc<Http>,
-    world: Arc<World>,
-    run: Arc<str>,
-) -> anyhow::Result<(Stats, Duration)> {
-    let settings = Arc::new(Settings {
-        mix: plan.mix.clone(),
-        skew: plan.skew.clone(),
-        local_reads: args.local_reads,
-        run,
-    });
-    let completed = Arc::new(AtomicU64::new(0));
-    let (progress, ticker) = progress_ticker(&plan, completed.clone());
-    let started = Instant::now();
-    let stop = Arc::new(Stop::new(started + plan.run_for, plan.budget));
-    let mut clients = tokio::task::JoinSet::new();
-    for index in 0..args.clients {
-        let client = Client::new(
-            index,
-            args.seed,
-            http.clone(),
-            world.clone(),
-            settings.clone(),
-        );
-        clients.spawn(client.run(stop.clone(), completed.clone()));
-    }
-    let mut stats = Stats::default();
-    while let Some(joined) = clients.join_next().await {
-        stats.merge(&joined.context("a client panicked")?);
-    }
-    let elapsed = started.elapsed();
-    ticker.abort();
-    progress.finish_and_clear();
-    Ok((stats, elapsed))
-}
-
-fn document(
-    args: &BenchArgs,
-    plan: &Plan,
-    setup_seconds: f64,
-    report: &Report,
-) -> serde_json::Value {
-    json!({
-        "config": {
-            "nodes": args.nodes,
-            "clients": args.clients,
-            "users": args.users,
-            "auctions": args.auctions,
-            "hotAuctions": args.hot_auctions,
-            "hotShare": args.hot_share,
-            "mix": plan.mix.to_string(),
-            "localReads": args.local_reads,
-            "antiSnipe": !args.no_anti_snipe,
-            "seed": args.seed,
-            "durationSecs": plan.run_for.as_secs(),
-            "requests": plan.budget,
-            "retries": args.retries,
-        },
-        "setupSeconds": setup_seconds,
-        "elapsedSeconds": report.elapsed_seconds,
-        "operations": report.operations,
-        "total": report.total,
-        "unexpectedErrors": report.total.errors,
-    })
 }
 
 /// The first line of the table: what ran.
@@ -353,8 +297,12 @@ fn headline(args: &BenchArgs, plan: &Plan, elapsed_seconds: f64) -> String {
             args.hot_share * 100.0
         )
     };
+    let pace = plan.rate_per_second.map_or_else(
+        || "closed loop".to_owned(),
+        |rate| format!("open loop at {rate}/s"),
+    );
     format!(
-        "{} nodes, {} clients, {} users, {} auctions ({hot}), mix {}, {elapsed_seconds:.1} s, seed {}",
+        "{} nodes, {} clients ({pace}), {} users, {} auctions ({hot}), mix {}, {elapsed_seconds:.1} s, seed {}",
         args.nodes.len(),
         args.clients,
         args.users,
@@ -372,6 +320,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Duration::from_millis(args.timeout_ms),
         args.retries,
     )?);
+    let watch = Watch::new(args.cpu_pids.clone())?;
     let run: Arc<str> = run_id().into();
     let setup_started = Instant::now();
     let world = Arc::new(set_up(args, &http, &run).await.context("setup failed")?);
@@ -380,16 +329,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "setup: {} users and {} auctions in {setup_seconds:.1} s; running {} clients, mix {}",
         args.users, args.auctions, args.clients, plan.mix
     );
-    let (stats, elapsed) = measure(args, plan.clone(), http, world, run).await?;
-    let report = Report::new(&stats, elapsed);
+    let measured = measure::measure(args, plan.clone(), http, world, run, &watch).await?;
+    let report = Report::new(&measured.stats, measured.elapsed);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document(args, &plan, setup_seconds, &report))?
-        );
+        let json = document::document(args, &plan, setup_seconds, &report, &measured);
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("{}\n", headline(args, &plan, report.elapsed_seconds));
         print!("{}", report.table());
+        print!("\n{}", document::footer(&report, &measured));
     }
     Ok(())
 }
@@ -439,6 +387,21 @@ mod tests {
     }
 
     #[test]
+    fn rate_and_cpu_pids_are_optional() {
+        let closed = args(&[]);
+        assert_eq!((closed.rate, closed.cpu_pids.len()), (None, 0));
+        assert_eq!(plan(&closed).expect("valid").rate_per_second, None);
+        let open = args(&["--rate", "250", "--cpu-pids", "11,12", "--cpu-pids", "13"]);
+        assert_eq!(open.cpu_pids, [11, 12, 13]);
+        assert_eq!(plan(&open).expect("valid").rate_per_second, Some(250));
+        let listed = (1..=65)
+            .map(|pid| pid.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(plan(&args(&["--cpu-pids", &listed])).is_err(), "65 pids");
+    }
+
+    #[test]
     fn everything_is_bounded() {
         for line in [
             &["--clients", "0"][..],
@@ -454,6 +417,8 @@ mod tests {
             &["--hot-share", "1.5"],
             &["--mix", "bid=0"],
             &["--duration-secs", "100", "--auction-duration-secs", "60"],
+            &["--rate", "0"],
+            &["--rate", "1000001"],
         ] {
             assert!(plan(&args(line)).is_err(), "{line:?} should be refused");
         }

@@ -3,6 +3,13 @@
 //! over the nodes. Names carry a run id so that runs against the same cluster do not collide.
 //! Any failure here stops the run: without its users and auctions there is nothing to measure.
 //!
+//! Then it settles ([`settle`]): every node reads every auction once, linearizably. An
+//! auction's creation is acknowledged once a majority has it, so a follower may not have
+//! applied it yet, and a `?consistency=local` read there would answer `404 AUCTION_NOT_FOUND`
+//! (counted as an unexpected error of the measured phase). A linearizable read on a node makes
+//! that node's replica of the auction's group apply everything acknowledged before the read,
+//! so after the settling reads every node's local reads see every auction.
+//!
 //! Not here: reusing the users or auctions of an earlier run.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -189,6 +196,60 @@ pub async fn auctions(
     .await
 }
 
+/// The settling read of auction `auction_id` on node `node`: linearizable (no
+/// `?consistency=local`), retried on that node only, anything but a 2xx an error.
+async fn settle_one(http: &Http, node: usize, auction_id: &str) -> anyhow::Result<()> {
+    let path = format!("/api/v1/auctions/{auction_id}");
+    let request = Request {
+        method: Method::GET,
+        path: &path,
+        token: None,
+        body: None,
+        idempotency_key: None,
+    };
+    let sent = http.send_pinned(node, &request).await;
+    match sent.reply {
+        Ok(reply) if reply.status.is_success() => Ok(()),
+        Ok(reply) => bail!(
+            "node {node}: {path} answered {}: {}",
+            reply.status,
+            reply.body
+        ),
+        Err(what) => bail!("node {node}: {path}: {what} after {} retries", sent.retries),
+    }
+}
+
+/// Which (node, auction) settling read `index` is: the nodes in turn, so each is read about
+/// equally all along.
+fn settle_pair(index: usize, nodes: usize) -> (usize, usize) {
+    (index % nodes.max(1), index / nodes.max(1))
+}
+
+/// Reads every auction once on every node, linearizably, at most `concurrency` at a time
+/// (see the module doc: afterwards local reads see every auction).
+pub async fn settle(
+    http: Arc<Http>,
+    auction_ids: Arc<Vec<String>>,
+    concurrency: usize,
+    progress: ProgressBar,
+) -> anyhow::Result<()> {
+    let nodes = http.node_count();
+    let reads = nodes.saturating_mul(auction_ids.len());
+    run_all(reads, concurrency, move |index| {
+        let (http, auction_ids, progress) = (http.clone(), auction_ids.clone(), progress.clone());
+        async move {
+            let (node, auction) = settle_pair(index, nodes);
+            settle_one(&http, node, &auction_ids[auction])
+                .await
+                .with_context(|| format!("settling auction {auction}"))?;
+            progress.inc(1);
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +284,21 @@ mod tests {
         })
         .await;
         assert!(failed.is_err());
+    }
+
+    #[test]
+    fn settling_reads_every_auction_on_every_node() {
+        let (nodes, auctions) = (3, 5);
+        let mut pairs: Vec<_> = (0..nodes * auctions)
+            .map(|index| settle_pair(index, nodes))
+            .collect();
+        assert_eq!(&pairs[..4], [(0, 0), (1, 0), (2, 0), (0, 1)]);
+        pairs.sort_unstable();
+        pairs.dedup();
+        assert_eq!(pairs.len(), nodes * auctions, "each pair once");
+        assert!(pairs
+            .iter()
+            .all(|&(node, auction)| node < nodes && auction < auctions));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! records into its own [`Stats`]; they are merged at the end, so recording takes no lock.
 //!
 //! The report ([`Report`]) is one row per operation plus a total: count, throughput,
-//! p50/p95/p99/max latency in ms, the counts by answer; as a table or as JSON.
+//! p50/p95/p99/max latency in ms, the counts by answer; as a table or as JSON. In the open
+//! loop each client also records how late its operations started against the schedule
+//! ([`Lateness`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -98,10 +100,59 @@ impl OpStats {
     }
 }
 
+/// How late operations started against the open loop's schedule.
+#[derive(Debug, Clone)]
+pub struct Lateness {
+    late_us: Histogram<u64>,
+}
+
+impl Default for Lateness {
+    fn default() -> Self {
+        Lateness {
+            late_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_FIGURES)
+                .expect("constant histogram bounds are valid"),
+        }
+    }
+}
+
+/// A summary of [`Lateness`], in ms.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LateMs {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Lateness {
+    pub fn record(&mut self, late: Duration) {
+        let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        self.late_us.saturating_record(micros.min(LATENCY_US_MAX));
+    }
+
+    pub fn merge(&mut self, other: &Lateness) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.late_us.add(&other.late_us);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.late_us.len()
+    }
+
+    pub fn summary(&self) -> LateMs {
+        LateMs {
+            p50: millis(self.late_us.value_at_quantile(0.50)),
+            p99: millis(self.late_us.value_at_quantile(0.99)),
+            max: millis(self.late_us.max()),
+        }
+    }
+}
+
 /// Every operation kind's records (of one client, or merged).
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     per_op: BTreeMap<OpKind, OpStats>,
+    /// Open loop only: how late each operation started.
+    pub started_late: Lateness,
 }
 
 impl Stats {
@@ -116,6 +167,7 @@ impl Stats {
         for (kind, stats) in &other.per_op {
             self.per_op.entry(*kind).or_default().merge(stats);
         }
+        self.started_late.merge(&other.started_late);
     }
 
     pub fn count(&self) -> u64 {
@@ -324,5 +376,20 @@ mod tests {
             bid.latency_ms.max
         );
         assert_eq!(json["total"]["opsPerSecond"], 5.0);
+    }
+
+    #[test]
+    fn lateness_merges_and_starts_at_zero() {
+        let (mut first, mut second) = (Stats::default(), Stats::default());
+        for ms in 0..99 {
+            first.started_late.record(Duration::from_millis(ms % 2));
+        }
+        second.started_late.record(Duration::from_millis(40));
+        first.merge(&second);
+        assert_eq!(first.started_late.count(), 100);
+        let late = first.started_late.summary();
+        assert_eq!(late.p50, 0.0, "{late:?}");
+        assert!((late.p99 - 1.0).abs() < 0.01, "{late:?}");
+        assert!((late.max - 40.0).abs() < 0.05, "{late:?}");
     }
 }
