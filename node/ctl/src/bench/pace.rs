@@ -13,8 +13,10 @@
 //! each operation started against the schedule is reported. Arrivals due before the deadline
 //! but not taken by it are reported as missed (they have no latency: the report says how many).
 //!
-//! Not here: sub-millisecond pacing (tokio's timer has a resolution of about a millisecond,
-//! which shows in the lateness), randomised (Poisson) arrivals.
+//! Not here: sub-millisecond pacing. tokio's timer rounds a sleep up to its next millisecond
+//! tick, so an on-time operation starts about 1 ms late; that shows in the lateness (its p50)
+//! and is included in the latency, an upper bound rather than a flattering one. Nor randomised
+//! (Poisson) arrivals.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
