@@ -60,7 +60,7 @@ pub struct ApiConfig {
     /// How long a login lasts.
     pub session_ttl_ms: i64,
     /// How stale the local meta replica may be when it authenticates a request: a logout or a
-    /// ban takes effect on every node within this bound (DESIGN: 1 s).
+    /// ban takes effect on every node within this bound (raft/ARCHITECTURE.md, "Hot path budget": 1 s).
     pub session_lease_ms: u64,
     /// Sets `Secure` on the session cookie (behind TLS).
     pub cookie_secure: bool,

@@ -11,7 +11,7 @@ use common::{Api, Cluster, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::json;
 
-/// DESIGN: logout and bans take effect on every node within this bound.
+/// raft/ARCHITECTURE.md, "Hot path budget": logout and bans take effect on every node within this bound.
 const SESSION_LEASE_MS: u64 = 1_000;
 
 fn url(cluster: &Cluster, node: usize, path: &str) -> String {

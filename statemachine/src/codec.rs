@@ -10,8 +10,10 @@ use serde::Serialize;
 
 use crate::kv::StoreError;
 
-/// The format version written by this build.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version written by this build. 2: a group's state also keeps each auction's
+/// event head and watcher count (`keys::AUCTION_EVENT_HEAD`, `keys::AUCTION_WATCH_COUNT`), which
+/// state written by version 1 lacks, so version 1 data is refused rather than misread.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Encodes a value in the current format.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -26,6 +26,12 @@ pub const USER_EMAIL: u8 = b'Q';
 pub const SESSION: u8 = b'T';
 pub const SESSION_EXPIRY: u8 = b't';
 pub const AUCTION_EVENT: u8 = b'V';
+/// The latest event sequence number of an auction (a point read instead of a scan per event).
+pub const AUCTION_EVENT_HEAD: u8 = b'v';
+/// The number of watchers of an auction (a bid on an unwatched auction scans no watcher range).
+pub const AUCTION_WATCH_COUNT: u8 = b'c';
+/// When the next purge of expired de-duplication records is due (see `tick::DedupPurge`).
+pub const DEDUP_PURGE: &[u8] = b"D";
 
 fn time_bytes(ts: TimestampMs) -> [u8; 8] {
     u64::try_from(ts).unwrap_or(0).to_be_bytes()
@@ -68,10 +74,12 @@ pub fn auction_event(id: AuctionId, seq: u64) -> Vec<u8> {
     key(AUCTION_EVENT, &[id.as_bytes(), &(!seq).to_be_bytes()])
 }
 
-/// The sequence number of a key written with [`auction_event`].
-pub fn auction_event_seq(key: &[u8]) -> Option<u64> {
-    let bytes: [u8; 8] = key.get(1 + 16..1 + 16 + 8)?.try_into().ok()?;
-    Some(!u64::from_be_bytes(bytes))
+pub fn auction_event_head(id: AuctionId) -> Vec<u8> {
+    key(AUCTION_EVENT_HEAD, &[id.as_bytes()])
+}
+
+pub fn auction_watch_count(id: AuctionId) -> Vec<u8> {
+    key(AUCTION_WATCH_COUNT, &[id.as_bytes()])
 }
 
 pub fn end_index(end_time: TimestampMs, id: AuctionId) -> Vec<u8> {

@@ -23,8 +23,6 @@ pub const IDEMPOTENCY_KEY_RETENTION_MS: i64 = 25 * 60 * 60 * 1_000;
 /// How long a request id is remembered when the client sent no key: longer than any internal
 /// retry of a proposal (forwarding retries give up within seconds).
 pub const REQUEST_DEDUP_RETENTION_MS: i64 = 15 * 60 * 1_000;
-/// Expired de-duplication records each client write purges, so purging keeps pace with writes.
-pub const PURGE_PER_WRITE_RECORDS_MAX: usize = 2;
 
 /// The state machine of one group. It holds no state of its own: everything is in the store.
 #[derive(Clone, Copy, Debug)]
@@ -85,8 +83,8 @@ impl StateMachine {
 
         let (result, events) = self.run(kv, command, &mut meta, now)?;
         if let Some(dedup) = &dedup {
-            dedup.record(kv, &command.op, &result, now)?;
-            tick::purge_expired_dedup(kv, now, PURGE_PER_WRITE_RECORDS_MAX)?;
+            let expires_at = dedup.record(kv, &command.op, &result, now)?;
+            tick::purge_dedup_when_due(kv, now, expires_at)?;
         }
         save(kv, keys::MACHINE_META, &meta)?;
         Ok(applied(result, false, events))
@@ -289,7 +287,7 @@ impl DedupKey {
         op: &Op,
         result: &Result<Outcome, Rejection>,
         now: TimestampMs,
-    ) -> Result<(), StoreError> {
+    ) -> Result<TimestampMs, StoreError> {
         let expires_at = now.saturating_add(self.retention_ms);
         let record = DedupRecord {
             fingerprint: op.fingerprint(),
@@ -298,6 +296,7 @@ impl DedupKey {
             expires_at,
         };
         save(kv, &keys::dedup(&self.bytes), &record)?;
-        kv.put(&keys::dedup_expiry(expires_at, &self.bytes), &[])
+        kv.put(&keys::dedup_expiry(expires_at, &self.bytes), &[])?;
+        Ok(expires_at)
     }
 }

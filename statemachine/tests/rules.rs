@@ -1067,6 +1067,69 @@ fn idempotency_keys_are_kept_at_least_24_hours_then_purged() {
     );
 }
 
+#[test]
+fn client_writes_purge_expired_request_records_without_a_tick() {
+    use auction_statemachine::kv::KvRead;
+    let expiry_entries = |w: &World| {
+        w.kv.scan(&[auction_statemachine::keys::DEDUP_EXPIRY], None, 10_000)
+            .expect("scan")
+            .len()
+    };
+    let mut w = World::shard();
+    let lot = w.create(|new| new.duration_seconds = Some(7 * 24 * 3_600));
+    let watch = Op::Watch {
+        auction_id: lot,
+        user: ALICE,
+    };
+    for _ in 0..50 {
+        w.run(watch.clone());
+    }
+    let before = expiry_entries(&w);
+    assert!(before >= 50, "every write is remembered: {before}");
+    // Past the request records' retention, writes arriving at least the purge interval apart
+    // delete the expired records themselves.
+    w.advance(16 * 60 * 1_000);
+    for _ in 0..3 {
+        w.run(watch.clone());
+        w.advance(auction_statemachine::tick::DEDUP_PURGE_INTERVAL_MS);
+    }
+    let after = expiry_entries(&w);
+    assert!(after <= 3 + 1, "expired records purged on the write path: {after} left of {before}");
+}
+
+#[test]
+fn a_watcher_who_left_hears_nothing_and_one_who_came_back_hears_once() {
+    let mut w = World::shard();
+    let lot = w.create(|_| {});
+    for user in [CAROL, CAROL, ALICE] {
+        w.run(Op::Watch {
+            auction_id: lot,
+            user,
+        });
+    }
+    for _ in 0..2 {
+        w.run(Op::Unwatch {
+            auction_id: lot,
+            user: ALICE,
+        });
+    }
+    w.bid(lot, BOB, "20").expect("accepted");
+    assert_eq!(w.notification_kinds(CAROL), ["new_bid"]);
+    assert!(w.notification_kinds(ALICE).is_empty(), "unwatched");
+    w.run(Op::Unwatch {
+        auction_id: lot,
+        user: CAROL,
+    });
+    w.bid(lot, ALICE, "30").expect("accepted");
+    assert_eq!(w.notification_kinds(CAROL), ["new_bid"], "no watcher left");
+    w.run(Op::Watch {
+        auction_id: lot,
+        user: CAROL,
+    });
+    w.bid(lot, BOB, "40").expect("accepted");
+    assert_eq!(w.notification_kinds(CAROL), ["new_bid", "new_bid"]);
+}
+
 // --- Watchers and notifications --------------------------------------------------------------
 
 #[test]

@@ -8,14 +8,15 @@
 //! bid's outcome (who sent it, whether they were winning, the end time it left) nor the
 //! extensions (the end time is overwritten), so it cannot reproduce the events exactly.
 //!
-//! Bounded work: recording an event is one scan of one key (the latest sequence), one put and at
-//! most one delete (the event that falls out of the window), so the window is always exactly
-//! the latest [`AUCTION_LOG_EVENTS_MAX`] events.
+//! Bounded work: recording an event is one point read and one write of the auction's event head
+//! (the latest sequence, kept under its own key so no scan is needed), one put and at most one
+//! delete (the event that falls out of the window), so the window is always exactly the latest
+//! [`AUCTION_LOG_EVENTS_MAX`] events.
 //!
 //! Not done yet: the log of a finished auction is kept as long as the auction (auctions are
 //! never purged yet either).
 
-use crate::ctx::Ctx;
+use crate::ctx::{load, Ctx};
 use crate::ids::{AuctionId, TimestampMs};
 use crate::keys;
 use crate::kv::{KvRead, KvStore, StoreError};
@@ -26,12 +27,7 @@ pub const AUCTION_LOG_EVENTS_MAX: u64 = 1_000;
 
 /// The sequence number of the latest event of `auction`, 0 before the first.
 pub fn latest_seq(kv: &impl KvRead, auction: AuctionId) -> Result<u64, StoreError> {
-    let newest = kv.scan(&keys::auction_events_prefix(auction), None, 1)?;
-    match newest.first() {
-        None => Ok(0),
-        Some((key, _)) => keys::auction_event_seq(key)
-            .ok_or_else(|| StoreError("corrupt auction event key".to_owned())),
-    }
+    Ok(load(kv, &keys::auction_event_head(auction))?.unwrap_or(0))
 }
 
 /// Numbers, stores and emits an event of `auction`: `make` gets the new sequence number and the
@@ -45,6 +41,7 @@ pub(crate) fn record<S: KvStore>(
     let event = make(seq, ctx.now);
     debug_assert_eq!(event.auction_seq(), Some((auction, seq)));
     ctx.save(&keys::auction_event(auction, seq), &event)?;
+    ctx.save(&keys::auction_event_head(auction), &seq)?;
     if let Some(dropped) = seq.checked_sub(AUCTION_LOG_EVENTS_MAX) {
         if dropped > 0 {
             ctx.kv.delete(&keys::auction_event(auction, dropped))?;

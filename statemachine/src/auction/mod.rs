@@ -64,7 +64,15 @@ pub(crate) fn watchers<S: KvStore>(
     ctx: &Ctx<'_, S>,
     id: AuctionId,
 ) -> Result<BTreeSet<UserId>, StoreError> {
+    if watch_count(ctx, id)? == 0 {
+        return Ok(BTreeSet::new());
+    }
     users_under(ctx, &keys::auction_watchers_prefix(id))
+}
+
+/// How many users watch the auction (0 when none ever did).
+pub(crate) fn watch_count<S: KvStore>(ctx: &Ctx<'_, S>, id: AuctionId) -> Result<u64, StoreError> {
+    Ok(ctx.load(&keys::auction_watch_count(id))?.unwrap_or(0))
 }
 
 pub(crate) fn bidders<S: KvStore>(

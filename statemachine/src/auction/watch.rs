@@ -1,7 +1,9 @@
 //! Watchlists and reading notifications.
 //!
 //! A watch is stored twice, under the auction (to fan notifications out) and under the user
-//! (for "my watchlist"); both keys change in the same command so they never disagree.
+//! (for "my watchlist"); both keys change in the same command so they never disagree. The
+//! auction also keeps its number of watchers, so that a bid on an unwatched auction (the common
+//! case) reads one key instead of scanning the watcher range.
 
 use crate::ctx::{Ctx, OpResult};
 use crate::error::Rejection;
@@ -28,6 +30,8 @@ pub(crate) fn watch<S: KvStore>(
     };
     ctx.save(&keys::user_watch(user, auction_id), &watch)?;
     ctx.kv.put(&keys::auction_watcher(auction_id, user), &[])?;
+    let count = super::watch_count(ctx, auction_id)?;
+    ctx.save(&keys::auction_watch_count(auction_id), &(count + 1))?;
     Ok(Outcome::Watch(watch))
 }
 
@@ -37,8 +41,16 @@ pub(crate) fn unwatch<S: KvStore>(
     auction_id: AuctionId,
     user: UserId,
 ) -> OpResult {
+    if ctx.kv.get(&keys::user_watch(user, auction_id))?.is_none() {
+        return Ok(Outcome::Unwatched { auction_id });
+    }
     ctx.kv.delete(&keys::user_watch(user, auction_id))?;
     ctx.kv.delete(&keys::auction_watcher(auction_id, user))?;
+    let count = super::watch_count(ctx, auction_id)?;
+    ctx.save(
+        &keys::auction_watch_count(auction_id),
+        &count.saturating_sub(1),
+    )?;
     Ok(Outcome::Unwatched { auction_id })
 }
 
