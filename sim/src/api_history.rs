@@ -44,10 +44,7 @@ pub fn resolve_api_writes<R: KvRead>(
     let mut events = history.events().to_vec();
     let mut problems = Vec::new();
     for write in writes {
-        let Some(shard) = u32::try_from(write.group)
-            .ok()
-            .and_then(|group| shards.get(&group))
-        else {
+        let Some(shard) = shards.get(&write.group) else {
             continue;
         };
         let record = dedup_record(shard, &write.write);

@@ -1094,7 +1094,10 @@ fn client_writes_purge_expired_request_records_without_a_tick() {
         w.advance(auction_statemachine::tick::DEDUP_PURGE_INTERVAL_MS);
     }
     let after = expiry_entries(&w);
-    assert!(after <= 3 + 1, "expired records purged on the write path: {after} left of {before}");
+    assert!(
+        after <= 3 + 1,
+        "expired records purged on the write path: {after} left of {before}"
+    );
 }
 
 #[test]

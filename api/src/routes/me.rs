@@ -344,7 +344,7 @@ pub async fn mark_read<S: NodeStorage>(
         notification_id: NotificationId(id),
     };
     let written = app
-        .write(group.into(), RequestId(new_uuid()), None, op)
+        .write(group, RequestId(new_uuid()), None, op)
         .await?;
     let Outcome::Notification(notification) = written.outcome else {
         return Err(ApiError::internal("expected a notification outcome"));
