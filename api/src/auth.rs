@@ -87,17 +87,43 @@ impl Default for PasswordHashing {
     }
 }
 
-/// Runs password work on the blocking pool, or inline when the request's hashing says so.
+/// Password hashes computed at once on this node: each takes a core and 19 MiB for tens of
+/// milliseconds, so more would only queue on the cores and grow memory.
+pub const PASSWORD_HASHES_IN_FLIGHT_MAX: usize = 2;
+/// Longest a password check waits for its turn before it is refused with `503 UNAVAILABLE`.
+pub const PASSWORD_QUEUE_WAIT_MS_MAX: u64 = 2_000;
+
+static PASSWORD_PERMITS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(PASSWORD_HASHES_IN_FLIGHT_MAX);
+
+/// Runs password work on the blocking pool, at most [`PASSWORD_HASHES_IN_FLIGHT_MAX`] at a
+/// time, or inline when the request's hashing says so (the simulation, whose nodes share this
+/// process and so would share the permits).
 async fn password_work<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tokio::task::JoinError> {
+) -> ApiResult<T> {
     let inline = SECRETS
         .try_with(|secrets| secrets.hashing.inline)
         .unwrap_or(false);
     if inline {
         return Ok(work());
     }
-    tokio::task::spawn_blocking(work).await
+    let wait = std::time::Duration::from_millis(PASSWORD_QUEUE_WAIT_MS_MAX);
+    let busy = || {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "too many password checks in progress on this node; retry shortly",
+        )
+        .retry_after(1)
+    };
+    let _permit = match tokio::time::timeout(wait, PASSWORD_PERMITS.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => return Err(busy()),
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::internal("password hashing was interrupted"))
 }
 
 /// Where the API's randomness comes from.
@@ -176,14 +202,13 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
     })
-    .await
-    .map_err(|_| ApiError::internal("password hashing was interrupted"))?
+    .await?
     .map_err(|_| ApiError::internal("password hashing failed"))
 }
 
 /// Whether `password` matches the stored PHC string, computed on the blocking pool (or inline,
-/// see [`PasswordHashing::inline`]).
-pub async fn verify_password(password: String, stored: String) -> bool {
+/// see [`PasswordHashing::inline`]); an error when the node is too busy to check now.
+pub async fn verify_password(password: String, stored: String) -> ApiResult<bool> {
     password_work(move || {
         PasswordHash::new(&stored)
             .map(|hash| {
@@ -194,7 +219,6 @@ pub async fn verify_password(password: String, stored: String) -> bool {
             .unwrap_or(false)
     })
     .await
-    .unwrap_or(false)
 }
 
 /// A new session token (hex) and the hash the meta group stores.
@@ -361,8 +385,12 @@ mod tests {
             .await
             .expect("hash");
         assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(verify_password("correct horse".to_owned(), hash.clone()).await);
-        assert!(!verify_password("wrong horse".to_owned(), hash).await);
+        assert!(verify_password("correct horse".to_owned(), hash.clone())
+            .await
+            .expect("checked"));
+        assert!(!verify_password("wrong horse".to_owned(), hash)
+            .await
+            .expect("checked"));
         assert!(check_password("short").is_err());
     }
 
@@ -392,7 +420,9 @@ mod tests {
             "one seed, one stream"
         );
         assert!(hash.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{hash}");
-        assert!(verify_password("correct horse".to_owned(), hash).await);
+        assert!(verify_password("correct horse".to_owned(), hash)
+            .await
+            .expect("checked"));
         assert_ne!(
             token,
             new_token().0,

@@ -12,6 +12,7 @@
 //!
 //! Not done yet: TLS or peer authentication between nodes (see `auction-raft`'s network).
 
+pub mod allocator;
 pub mod config;
 pub mod local_cluster;
 pub mod runtime;

@@ -73,10 +73,10 @@ pub async fn login<S: NodeStorage>(
     let user = query::user_by_email(&meta, &body.email)?;
     let Some(user) = user else {
         // Spend the same effort as a real check so timing does not reveal which emails exist.
-        let _ = auth::hash_password(body.password).await;
+        auth::hash_password(body.password).await?;
         return Err(refused());
     };
-    if !auth::verify_password(body.password, user.password_hash.clone()).await {
+    if !auth::verify_password(body.password, user.password_hash.clone()).await? {
         return Err(refused());
     }
     let (token, token_hash) = auth::new_token();

@@ -343,9 +343,7 @@ pub async fn mark_read<S: NodeStorage>(
         user: current.user.id,
         notification_id: NotificationId(id),
     };
-    let written = app
-        .write(group, RequestId(new_uuid()), None, op)
-        .await?;
+    let written = app.write(group, RequestId(new_uuid()), None, op).await?;
     let Outcome::Notification(notification) = written.outcome else {
         return Err(ApiError::internal("expected a notification outcome"));
     };
