@@ -3,4 +3,9 @@
 # `--cfg tokio_unstable` lets turmoil seed tokio's own RNG, which makes every simulator run a
 # function of its seed (sim/); it enables no unstable API in our code.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/auction-cluster/target-tokio-unstable}"
-export RUSTFLAGS="${RUSTFLAGS:-} --cfg tokio_unstable"
+# Added once: scripts source this file and call each other, and a flag repeated in RUSTFLAGS
+# changes every fingerprint, which rebuilds everything (RocksDB's C++ included).
+case " ${RUSTFLAGS:-} " in
+  *" --cfg tokio_unstable "*) ;;
+  *) export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg tokio_unstable" ;;
+esac
