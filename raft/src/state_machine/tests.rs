@@ -84,7 +84,7 @@ async fn apply_all<B: Backend>(
 
 /// The state the pure state machine reaches on the same commands.
 fn expected_state(commands: &[Command]) -> MemKv {
-    let machine = StateMachine::new(GROUP as u32);
+    let machine = StateMachine::new(GROUP);
     let mut kv = MemKv::new();
     for command in commands {
         machine.apply(&mut kv, command).expect("memory store");
