@@ -1,5 +1,6 @@
 //! A node's command line and environment: who it is, where it listens, where its data lives,
-//! who its peers are, and whether it bootstraps the cluster.
+//! who its peers are, whether it bootstraps the cluster, and its node-to-node TLS credentials
+//! (required unless `--insecure-grpc` opts out, which logs a warning at every start).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use auction_raft::host::HostConfig;
+use auction_raft::network::TlsIdentity;
 use clap::Args;
 
 /// One node.
@@ -53,6 +55,15 @@ pub struct NodeArgs {
     /// Requests per client IP per minute on this node; 0 disables the limit.
     #[arg(long, env = "AUCTION_IP_RATE_PER_MINUTE", default_value_t = 1_200)]
     pub ip_rate_per_minute: u32,
+    /// Directory of this node's node-to-node TLS credentials: `ca.pem` (the cluster CA),
+    /// `node.pem` and `node-key.pem` (made by `auction-node certs`). Default `DATA_DIR/tls`.
+    #[arg(long, env = "AUCTION_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Serve and dial node-to-node gRPC in plaintext, without authentication: anyone who
+    /// reaches the gRPC port can then vote, install snapshots, forward writes and change
+    /// membership. Only for a throwaway cluster on an isolated machine.
+    #[arg(long, env = "AUCTION_INSECURE_GRPC", conflicts_with = "tls_dir")]
+    pub insecure_grpc: bool,
 }
 
 impl NodeArgs {
@@ -107,7 +118,42 @@ impl NodeArgs {
         }
         let mut config = HostConfig::new(self.id, self.rpc_addr());
         config.shard_count = self.shards;
+        config.network.tls = self.tls_identity()?;
         Ok(config)
+    }
+
+    /// Where the TLS credentials are looked for.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.tls_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tls"))
+    }
+
+    /// The node's TLS credentials; `None` only with `--insecure-grpc`. Missing or mismatched
+    /// files refuse the start: falling back to plaintext would open the cluster silently.
+    pub fn tls_identity(&self) -> anyhow::Result<Option<TlsIdentity>> {
+        if self.insecure_grpc {
+            tracing::warn!(
+                grpc = %self.grpc_addr,
+                "INSECURE: --insecure-grpc is set, node-to-node gRPC is plaintext and \
+                 unauthenticated; any process that reaches the gRPC port can vote, install \
+                 snapshots, forward writes and change membership"
+            );
+            return Ok(None);
+        }
+        let dir = self.tls_dir();
+        let identity = TlsIdentity::load(&dir).with_context(|| {
+            format!(
+                "node-to-node TLS: no usable credentials in {} (ca.pem, node.pem, \
+                 node-key.pem). Make them with `auction-node certs --out DIR --nodes \
+                 {}=HOST,...` and pass `--tls-dir DIR/node-{}`, or opt out with \
+                 --insecure-grpc",
+                dir.display(),
+                self.id,
+                self.id
+            )
+        })?;
+        Ok(Some(identity))
     }
 }
 
@@ -150,5 +196,36 @@ mod tests {
             "no id"
         );
         assert!(parse(&["--id", "0"]).host_config().is_err(), "id 0");
+    }
+
+    #[test]
+    fn tls_is_required_unless_explicitly_opted_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().display().to_string();
+        let error = parse(&["--id", "1", "--data-dir", &data])
+            .host_config()
+            .expect_err("no credentials, no start");
+        assert!(
+            format!("{error:#}").contains("--insecure-grpc"),
+            "the refusal says what to do: {error:#}"
+        );
+        let insecure = parse(&["--id", "1", "--data-dir", &data, "--insecure-grpc"]);
+        assert!(insecure
+            .host_config()
+            .expect("opted out")
+            .network
+            .tls
+            .is_none());
+
+        let out = dir.path().join("certs");
+        auction_raft::network::certs::ensure_cluster(&out, &[(1, Vec::new())]).expect("certs");
+        let tls_dir = out.join("node-1").display().to_string();
+        let secure = parse(&["--id", "1", "--data-dir", &data, "--tls-dir", &tls_dir]);
+        assert!(secure
+            .host_config()
+            .expect("credentials")
+            .network
+            .tls
+            .is_some());
     }
 }

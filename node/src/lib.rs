@@ -1,6 +1,7 @@
 //! # auction-node
 //!
-//! One node of the auction cluster as a process: its configuration ([`config`]), the runtime
+//! One node of the auction cluster as a process: its configuration ([`config`]), the
+//! node-to-node certificates (`auction-node certs`, [`certs`]), the runtime
 //! that opens its storage, starts every Raft group, serves node-to-node gRPC and the HTTP API
 //! of `auction-api`, and shuts down gracefully ([`runtime`]); the local 3-node cluster
 //! launcher ([`local_cluster`]).
@@ -10,9 +11,11 @@
 //! generator, the `cluster-e2e` driver) are the crate `auction-ctl` in `node/ctl/`, which
 //! depends on no part of the node.
 //!
-//! Not done yet: TLS or peer authentication between nodes (see `auction-raft`'s network).
+//! Node-to-node gRPC is mutual TLS with a cluster CA (see `auction-raft`'s `network::tls`);
+//! `--insecure-grpc` is the explicit, logged opt-out.
 
 pub mod allocator;
+pub mod certs;
 pub mod config;
 pub mod local_cluster;
 pub mod runtime;

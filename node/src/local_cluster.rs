@@ -3,6 +3,10 @@
 //! prints where to send requests, and on Ctrl-C stops the nodes gracefully (SIGTERM, then a
 //! bounded wait, then SIGKILL). Data stays in `--data-dir`, so running it again restarts the
 //! same cluster from its RocksDB.
+//!
+//! Node-to-node TLS is set up here: the cluster CA and a certificate per node are made under
+//! `DATA_DIR/tls` on the first run and reused afterwards (a run with more nodes adds theirs,
+//! signed by the same CA); node `i` runs with `--tls-dir DATA_DIR/tls/node-i`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,6 +15,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use auction_raft::network::certs;
 use clap::Args;
 
 /// How long the launcher waits for every node to be ready.
@@ -42,6 +47,11 @@ fn port(base: u16, id: u64) -> anyhow::Result<u16> {
     base.checked_add(offset).context("port out of range")
 }
 
+/// The cluster's certificate directory.
+fn tls_dir(args: &LocalClusterArgs) -> PathBuf {
+    args.data_dir.join("tls")
+}
+
 fn spawn_node(args: &LocalClusterArgs, id: u64) -> anyhow::Result<Child> {
     let peers: Vec<String> = (1..=args.nodes)
         .filter(|peer| *peer != id)
@@ -68,6 +78,10 @@ fn spawn_node(args: &LocalClusterArgs, id: u64) -> anyhow::Result<Child> {
                 .to_string(),
         ])
         .args(["--shards", &args.shards.to_string()])
+        .args([
+            "--tls-dir",
+            &certs::node_dir(&tls_dir(args), id).display().to_string(),
+        ])
         // A dev cluster is driven by scripts and the load generator: raise the production
         // rate limits explicitly.
         .args(["--bid-rate-per-minute", "6000"])
@@ -125,6 +139,8 @@ pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
         bail!("--nodes must be between 1 and 9");
     }
     std::fs::create_dir_all(&args.data_dir)?;
+    let nodes: Vec<(u64, Vec<String>)> = (1..=args.nodes).map(|id| (id, Vec::new())).collect();
+    certs::ensure_cluster(&tls_dir(&args), &nodes).context("making the cluster's certificates")?;
     let mut children = Vec::new();
     for id in 1..=args.nodes {
         match spawn_node(&args, id) {

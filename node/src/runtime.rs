@@ -1,6 +1,7 @@
-//! A running node: RocksDB storage, every Raft group, the node-to-node gRPC server and the
-//! HTTP server (the whole API of `auction-api`, operations endpoints included), and a graceful stop (servers first, then the groups, then the
-//! storage, so the log's last sync completes before the database closes).
+//! A running node: RocksDB storage, every Raft group, the node-to-node gRPC server (mutual TLS
+//! with the cluster CA unless `--insecure-grpc`) and the HTTP server (the whole API of
+//! `auction-api`, operations endpoints included), and a graceful stop (servers first, then the
+//! groups, then the storage, so the log's last sync completes before the database closes).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,7 +42,15 @@ pub struct RunningNode {
 
 impl RunningNode {
     pub async fn start(args: &NodeArgs) -> anyhow::Result<RunningNode> {
+        // First, before any storage is opened: a node without its credentials refuses to start.
         let config = args.host_config()?;
+        let mut grpc_server = tonic::transport::Server::builder();
+        if let Some(tls) = &config.network.tls {
+            // Requires a client certificate of the cluster CA on every connection.
+            grpc_server = grpc_server
+                .tls_config(tls.server_config())
+                .context("node-to-node TLS: the server cannot use node.pem and node-key.pem")?;
+        }
         let peers = args.peer_map()?;
         let storage =
             Arc::new(RocksStorage::open(&args.data_dir).context("opening the data directory")?);
@@ -55,7 +64,7 @@ impl RunningNode {
         let grpc_addr = grpc_listener.local_addr()?;
         let routes = host.grpc_services();
         let grpc = spawn_server(move |stopped| async move {
-            tonic::transport::Server::builder()
+            grpc_server
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener), stopped)
                 .await

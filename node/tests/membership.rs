@@ -35,8 +35,10 @@ fn port() -> u16 {
         .port()
 }
 
-fn start_joiner(id: u64) -> Joiner {
+fn start_joiner(cluster: &Cluster, id: u64) -> Joiner {
     let dir = tempfile::tempdir().expect("temp dir");
+    // A certificate of the cluster's CA, as an operator makes one for a new node.
+    let tls_dir = cluster.node_tls_dir(id);
     let (http, grpc) = (port(), port());
     let child = Command::new(env!("CARGO_BIN_EXE_auction-node"))
         .arg("run")
@@ -47,6 +49,8 @@ fn start_joiner(id: u64) -> Joiner {
         .args(["--shards", &SHARDS.to_string()])
         .args(["--admin-token", ADMIN_TOKEN])
         .args(["--bid-rate-per-minute", "6000"])
+        .arg("--tls-dir")
+        .arg(&tls_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -223,7 +227,7 @@ async fn a_node_joins_serves_and_another_leaves() {
     assert!(!ok, "auctionctl with a wrong token fails");
 
     // Node 4 joins every group, catches up and becomes a voter.
-    let joiner = start_joiner(4);
+    let joiner = start_joiner(&cluster, 4);
     let (ok, added) = auctionctl(&n2, ADMIN_TOKEN, &["node", "add", "4", &joiner.rpc_addr]);
     assert!(ok, "node add: {added}");
     assert!(all_ok(&added["learner"]["results"]), "{added}");

@@ -9,8 +9,10 @@
 //! Bytes fields are `bytes::Bytes` (re-exported as [`Bytes`]) so that payloads are sliced and
 //! forwarded without copies.
 //!
-//! Not done yet: no versioning of the opaque payloads beyond the package names (`v1`), and no
-//! authentication of peers (run node-to-node traffic on a private network).
+//! Peers are authenticated below these services, by mutual TLS on the connection
+//! (`auction-raft`'s `network::tls`).
+//!
+//! Not done yet: no versioning of the opaque payloads beyond the package names (`v1`).
 
 pub use prost::bytes::Bytes;
 

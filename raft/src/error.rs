@@ -58,6 +58,13 @@ pub enum Error {
     #[error("raft group {group_id} failed: {reason}")]
     Raft { group_id: GroupId, reason: String },
 
+    /// Node-to-node TLS credentials that cannot be read, made or used.
+    #[error("TLS credentials {}: {reason}", path.display())]
+    Tls {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
 }

@@ -1,7 +1,9 @@
 //! `auction-node run …` runs one cluster node; `auction-node local-cluster` runs a 3-node
-//! cluster on loopback. Logs go to stderr (`RUST_LOG` filters them).
+//! cluster on loopback; `auction-node certs` makes the node-to-node TLS certificates. Logs go
+//! to stderr (`RUST_LOG` filters them).
 
 use anyhow::Context;
+use auction_node::certs::{self, CertsArgs};
 use auction_node::config::NodeArgs;
 use auction_node::local_cluster::{self, LocalClusterArgs};
 use auction_node::runtime::RunningNode;
@@ -25,6 +27,8 @@ enum Command {
     Run(NodeArgs),
     /// Run a cluster of nodes on loopback (child processes) until Ctrl-C.
     LocalCluster(LocalClusterArgs),
+    /// Make the cluster CA (once) and node certificates for node-to-node mutual TLS.
+    Certs(CertsArgs),
 }
 
 #[tokio::main]
@@ -41,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
         Command::LocalCluster(args) => local_cluster::run(args).await,
+        Command::Certs(args) => certs::run(&args),
     }
 }
 

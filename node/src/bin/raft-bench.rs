@@ -64,6 +64,9 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         cookie_secure: false,
         bid_rate_per_minute: 0,
         ip_rate_per_minute: 0,
+        // Measured as deployed: node-to-node mutual TLS (certificates made by `main`).
+        tls_dir: Some(auction_raft::network::certs::node_dir(&dir.join("tls"), id)),
+        insecure_grpc: false,
     }
 }
 
@@ -317,6 +320,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let dir = tempfile::TempDir::new()?;
     let ports = free_ports(NODES as usize)?;
+    let cluster: Vec<(u64, Vec<String>)> = (1..=NODES).map(|id| (id, Vec::new())).collect();
+    auction_raft::network::certs::ensure_cluster(&dir.path().join("tls"), &cluster)?;
     let mut nodes = Vec::new();
     for id in 1..=NODES {
         nodes.push(

@@ -1,6 +1,8 @@
 //! Black-box harness: a cluster of real `auction-node run` processes on loopback, each with its
 //! own data directory and log file, and a small JSON client. Nodes are killed (SIGKILL) on drop
-//! or on demand.
+//! or on demand. Node-to-node gRPC is mutual TLS as deployed: the cluster's certificates are made
+//! with `auction-node certs` in the cluster's directory ([`Cluster::node_tls_dir`] adds one for
+//! a node that joins later).
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -54,9 +56,27 @@ pub fn auctionctl_binary() -> &'static Path {
     })
 }
 
+/// `auction-node certs --out DIR --nodes NODES` (the CA is made once per `DIR`).
+pub fn make_certs(dir: &Path, nodes: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_auction-node"))
+        .arg("certs")
+        .arg("--out")
+        .arg(dir)
+        .args(["--nodes", nodes])
+        .output()
+        .expect("auction-node certs runs");
+    assert!(
+        output.status.success(),
+        "auction-node certs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 pub struct Node {
     pub id: u64,
     pub http: String,
+    /// The node-to-node gRPC address, `127.0.0.1:PORT`.
+    pub grpc: String,
     /// `None` once killed. Behind a lock so a cluster shared by tests can be stopped through a
     /// shared reference ([`Cluster::stop`]).
     child: Mutex<Option<Child>>,
@@ -78,6 +98,9 @@ impl Node {
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// The certificate directory (the CA, `node-<id>/` per node), inside the cluster's
+    /// directory.
+    pub tls_dir: PathBuf,
     /// The nodes' data and logs; removed by [`Cluster::stop`].
     dir: Mutex<Option<TempDir>>,
 }
@@ -127,6 +150,9 @@ impl Cluster {
 
     fn spawn(count: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls_dir = dir.path().join("tls");
+        let ids: Vec<String> = (1..=count).map(|id| id.to_string()).collect();
+        make_certs(&tls_dir, &ids.join(","));
         let ports: Vec<(u16, u16)> = (0..count).map(|_| (free_port(), free_port())).collect();
         let mut nodes = Vec::new();
         for id in 1..=count {
@@ -151,6 +177,10 @@ impl Cluster {
                 .args(["--admin-token", ADMIN_TOKEN])
                 .args(["--sse-heartbeat-ms", "300"])
                 .args(["--peer", &peers.join(",")])
+                .args([
+                    "--tls-dir",
+                    &tls_dir.join(format!("node-{id}")).display().to_string(),
+                ])
                 .args(extra)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
@@ -162,14 +192,23 @@ impl Cluster {
             nodes.push(Node {
                 id,
                 http: format!("http://127.0.0.1:{http_port}"),
+                grpc: format!("127.0.0.1:{grpc_port}"),
                 child: Mutex::new(Some(child)),
                 log,
             });
         }
         Cluster {
             nodes,
+            tls_dir,
             dir: Mutex::new(Some(dir)),
         }
+    }
+
+    /// The TLS directory of node `id` (for `--tls-dir`), its certificate made by the cluster's
+    /// CA if it has none yet: a node that joins later.
+    pub fn node_tls_dir(&self, id: u64) -> PathBuf {
+        make_certs(&self.tls_dir, &id.to_string());
+        self.tls_dir.join(format!("node-{id}"))
     }
 
     /// Waits until every node is ready; an error when one exits (a port taken meanwhile) or

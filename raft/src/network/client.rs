@@ -33,7 +33,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use super::{NetworkConfig, PeerAddress, SnapshotPayload};
+use super::{NetworkConfig, PeerAddress, SnapshotPayload, TlsIdentity};
 use crate::codec;
 use crate::error::Error;
 use crate::GroupId;
@@ -41,18 +41,28 @@ use crate::GroupId;
 /// Makes a channel to `host:port`. Must not connect eagerly: channels are made on the hot path.
 pub type ChannelFactory = Arc<dyn Fn(&str) -> Result<Channel, Error> + Send + Sync>;
 
-/// Lazily connected TCP channels with the time-outs and keep-alives of `config`. Call it inside
-/// a tokio runtime: a lazy channel spawns its worker task when it is made.
+/// Lazily connected TCP channels with the time-outs and keep-alives of `config`, over mutual
+/// TLS when `config.tls` is set. Call it inside a tokio runtime: a lazy channel spawns its
+/// worker task when it is made.
 pub fn tcp_channel_factory(config: &NetworkConfig) -> ChannelFactory {
     let config = config.clone();
+    // Built once: every channel of this node presents the same certificate.
+    let tls = config.tls.as_ref().map(TlsIdentity::client_config);
     Arc::new(move |addr: &str| {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|error| {
-            Error::InvalidPeerAddress {
-                node: String::new(),
-                addr: addr.to_string(),
-                reason: error.to_string(),
-            }
-        })?;
+        let invalid = |reason: String| Error::InvalidPeerAddress {
+            node: String::new(),
+            addr: addr.to_string(),
+            reason,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|error| invalid(error.to_string()))?;
+        if let Some(tls) = &tls {
+            // The server's certificate is checked against the host of `addr`.
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|error| invalid(format!("TLS: {error}")))?;
+        }
         Ok(endpoint
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .tcp_nodelay(true)

@@ -448,3 +448,45 @@ async fn rpc_failures_map_to_openraft_errors() {
     // An address that is not one.
     assert!(router.set_peer(10, "not an address with spaces").is_err());
 }
+
+#[tokio::test]
+async fn mutual_tls_serves_members_of_the_cluster_ca_only() {
+    let dir = TempDir::new().expect("temp dir");
+    let nodes = certs::ensure_cluster(dir.path(), &[(1, Vec::new()), (2, Vec::new())])
+        .expect("certificates");
+    let server_identity = TlsIdentity::load(&nodes[0]).expect("node 1");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    let registry = Arc::new(GroupRegistry::<C, SuiteStateMachine>::new());
+    let admin = AdminGrpcService::new(1, registry).into_server();
+    let mut server = tonic::transport::Server::builder()
+        .tls_config(server_identity.server_config())
+        .expect("server TLS");
+    let task = tokio::spawn(async move {
+        let _ = server
+            .add_service(admin)
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await;
+    });
+
+    let member = NetworkConfig {
+        tls: Some(TlsIdentity::load(&nodes[1]).expect("node 2")),
+        ..NetworkConfig::default()
+    };
+    let channel = tcp_channel_factory(&member)(&addr).expect("channel");
+    let reply = AdminServiceClient::new(channel)
+        .status(StatusRequest { group_ids: vec![] })
+        .await
+        .expect("a node of the cluster CA is served");
+    assert_eq!(reply.into_inner().node_id, 1);
+
+    let plaintext = tcp_channel_factory(&NetworkConfig::default())(&addr).expect("channel");
+    let refused = AdminServiceClient::new(plaintext)
+        .status(StatusRequest { group_ids: vec![] })
+        .await;
+    assert!(
+        refused.is_err(),
+        "a plaintext client is refused: {refused:?}"
+    );
+    task.abort();
+}
