@@ -22,7 +22,8 @@ fn page<T: DeserializeOwned>(
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<Vec<T>, StoreError> {
-    let pairs = kv.scan(prefix, after, limit.min(PAGE_ITEMS_MAX))?;
+    // One more than a page, so that a caller asking for `page + 1` can tell whether more follow.
+    let pairs = kv.scan(prefix, after, limit.min(PAGE_ITEMS_MAX + 1))?;
     pairs
         .iter()
         .map(|(_, value)| codec::decode(value))

@@ -1133,6 +1133,25 @@ fn a_watcher_who_left_hears_nothing_and_one_who_came_back_hears_once() {
     assert_eq!(w.notification_kinds(CAROL), ["new_bid", "new_bid"]);
 }
 
+#[test]
+fn a_full_history_page_still_says_more_steps_follow() {
+    let mut w = World::shard();
+    let lot = w.create(|new| new.duration_seconds = Some(7 * 24 * 3_600));
+    let page = auction_statemachine::query::PAGE_ITEMS_MAX;
+    for step in 0..=page {
+        let bidder = if step % 2 == 0 { ALICE } else { BOB };
+        w.bid(lot, bidder, &format!("{}", 10 + step))
+            .expect("accepted");
+    }
+    // The API asks for one more than the page to know whether to hand out a cursor.
+    let steps = auction_statemachine::query::bid_history(&w.kv, lot, None, page + 1).expect("read");
+    assert_eq!(
+        steps.len(),
+        page + 1,
+        "the step past a full page is visible"
+    );
+}
+
 // --- Watchers and notifications --------------------------------------------------------------
 
 #[test]
