@@ -12,16 +12,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use auction_proto::admin::admin_service_client::AdminServiceClient;
-use auction_proto::admin::{
-    AddLearnerRequest, ChangeMembershipRequest, NodeAddress, StatusReply, StatusRequest,
-};
-use auction_proto::client::client_service_client::ClientServiceClient;
-use auction_proto::client::{ForwardBatchRequest, ForwardItem, ReadBarrierRequest};
-use auction_proto::raft::raft_service_client::RaftServiceClient;
-use auction_proto::raft::snapshot_chunk::Item;
-use auction_proto::raft::{RaftRequest, SnapshotChunk, SnapshotHeader};
-use auction_raft::types::AuctionRaft;
+use auction_raft::network::probe::{self, GroupMembership, Intruder, Rpc};
 use common::{Api, Cluster, SHARDS};
 use serde_json::json;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -117,137 +108,38 @@ async fn bounded<T>(
         .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in time")))
 }
 
-fn vote_payload() -> Vec<u8> {
-    let vote = openraft::alias::VoteOf::<AuctionRaft>::new(ATTACK_TERM, ATTACKER_ID);
-    let request = openraft::raft::VoteRequest::<AuctionRaft>::new(vote, None);
-    auction_raft::codec::encode("vote", &request).expect("encodes")
-}
-
-fn append_payload() -> Vec<u8> {
-    let request = openraft::raft::AppendEntriesRequest::<AuctionRaft> {
-        vote: openraft::alias::VoteOf::<AuctionRaft>::new_committed(ATTACK_TERM, ATTACKER_ID),
-        prev_log_id: None,
-        entries: Vec::new(),
-        leader_commit: None,
-    };
-    auction_raft::codec::encode("append", &request).expect("encodes")
+fn intruder() -> Intruder {
+    Intruder {
+        term: ATTACK_TERM,
+        node_id: ATTACKER_ID,
+        groups: (0..=SHARDS).collect(),
+    }
 }
 
 /// Every attack on one node through one kind of client.
 async fn attack(channel: Channel, attacker: Attacker) {
-    let mut raft = RaftServiceClient::new(channel.clone());
-    let vote = RaftRequest {
-        group_id: 0,
-        payload: vote_payload().into(),
-    };
-    assert_refused("vote", attacker, bounded(raft.vote(vote.clone())).await);
-    assert_refused("pre-vote", attacker, bounded(raft.pre_vote(vote)).await);
-    let append = RaftRequest {
-        group_id: 0,
-        payload: append_payload().into(),
-    };
-    assert_refused(
-        "append entries",
-        attacker,
-        bounded(raft.append_entries(append)).await,
-    );
-    let chunks = vec![
-        SnapshotChunk {
-            item: Some(Item::Header(SnapshotHeader {
-                group_id: 0,
-                payload: vec![0; 16].into(),
-                snapshot_bytes: 4,
-            })),
-        },
-        SnapshotChunk {
-            item: Some(Item::Data(vec![1, 2, 3, 4].into())),
-        },
-    ];
-    assert_refused(
-        "install snapshot",
-        attacker,
-        bounded(raft.install_snapshot(tonic::codegen::tokio_stream::iter(chunks))).await,
-    );
-
-    let mut client = ClientServiceClient::new(channel.clone());
-    let forward = ForwardBatchRequest {
-        items: vec![ForwardItem {
-            group_id: 0,
-            write: vec![0; 32].into(),
-        }],
-    };
-    assert_refused(
-        "forward batch",
-        attacker,
-        bounded(client.forward_batch(forward)).await,
-    );
-    let barrier = ReadBarrierRequest { group_id: 0 };
-    assert_refused(
-        "read barrier",
-        attacker,
-        bounded(client.read_barrier(barrier)).await,
-    );
-
-    let mut admin = AdminServiceClient::new(channel);
-    let groups: Vec<u32> = (0..=SHARDS).collect();
-    let shrink = ChangeMembershipRequest {
-        group_ids: groups.clone(),
-        voter_ids: vec![1],
-        retain_removed: false,
-    };
-    assert_refused(
-        "change membership",
-        attacker,
-        bounded(admin.change_membership(shrink)).await,
-    );
-    let learner = AddLearnerRequest {
-        group_ids: groups.clone(),
-        node: Some(NodeAddress {
-            node_id: ATTACKER_ID,
-            rpc_addr: "127.0.0.1:1".to_owned(),
-        }),
-        blocking: false,
-    };
-    assert_refused(
-        "add learner",
-        attacker,
-        bounded(admin.add_learner(learner)).await,
-    );
-    let status = StatusRequest { group_ids: groups };
-    assert_refused(
-        "admin status",
-        attacker,
-        bounded(admin.status(status)).await,
-    );
+    let intruder = intruder();
+    for rpc in Rpc::ALL {
+        let what = format!("{rpc:?}");
+        assert_refused(
+            &what,
+            attacker,
+            bounded(probe::send(channel.clone(), rpc, &intruder)).await,
+        );
+    }
 }
 
-/// The status of every group on node `addr`, through a client with a certificate of the
-/// cluster CA (node 1's).
-async fn status_with_credentials(cluster: &Cluster, addr: &str) -> StatusReply {
+/// Membership and term of every group on node `addr`, through a client with a certificate of
+/// the cluster CA (node 1's).
+async fn membership(cluster: &Cluster, addr: &str) -> Vec<GroupMembership> {
     let member = cluster.tls_dir.join("node-1");
-    let mut admin = AdminServiceClient::new(channel(addr, Some(&member), Some(&member)));
     let groups: Vec<u32> = (0..=SHARDS).collect();
-    bounded(admin.status(StatusRequest { group_ids: groups }))
-        .await
-        .expect("a client with a certificate of the cluster CA is served")
-        .into_inner()
-}
-
-/// Voters and learners per group: what an attacker's membership change would have changed.
-fn membership(reply: &StatusReply) -> Vec<(u32, Vec<u64>, Vec<u64>)> {
-    let mut groups: Vec<_> = reply
-        .groups
-        .iter()
-        .map(|group| {
-            (
-                group.group_id,
-                group.voter_ids.clone(),
-                group.learner_ids.clone(),
-            )
-        })
-        .collect();
-    groups.sort();
-    groups
+    bounded(probe::membership(
+        channel(addr, Some(&member), Some(&member)),
+        &groups,
+    ))
+    .await
+    .expect("a client with a certificate of the cluster CA is served")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,14 +150,10 @@ async fn only_members_of_the_cluster_ca_speak_to_nodes() {
 
     let mut before = Vec::new();
     for node in &cluster.nodes {
-        before.push(membership(
-            &status_with_credentials(&cluster, &node.grpc).await,
-        ));
+        before.push(membership(&cluster, &node.grpc).await);
     }
     assert!(
-        before[0]
-            .iter()
-            .all(|(_, voters, _)| voters == &vec![1, 2, 3]),
+        before[0].iter().all(|group| group.voters == vec![1, 2, 3]),
         "three voters in every group: {:?}",
         before[0]
     );
@@ -273,16 +161,12 @@ async fn only_members_of_the_cluster_ca_speak_to_nodes() {
     // The control: with a member's certificate the same garbage reaches the Raft service,
     // which refuses it for its content, not for its sender.
     let member = cluster.tls_dir.join("node-1");
-    let mut raft = RaftServiceClient::new(channel(
+    let answered = bounded(probe::send_undecodable_vote(channel(
         &cluster.nodes[1].grpc,
         Some(&member),
         Some(&member),
-    ));
-    let garbage = RaftRequest {
-        group_id: 0,
-        payload: vec![0xff; 8].into(),
-    };
-    let answered = bounded(raft.vote(garbage)).await;
+    )))
+    .await;
     assert_eq!(
         answered.as_ref().map_err(tonic::Status::code).err(),
         Some(Code::InvalidArgument),
@@ -304,25 +188,31 @@ async fn only_members_of_the_cluster_ca_speak_to_nodes() {
     }
 
     for (node, membership_before) in cluster.nodes.iter().zip(&before) {
-        let after = status_with_credentials(&cluster, &node.grpc).await;
-        assert_eq!(
-            &membership(&after),
-            membership_before,
-            "node {} membership",
-            node.id
-        );
-        for group in &after.groups {
+        let after = membership(&cluster, &node.grpc).await;
+        for group in &after {
             assert!(
-                group.current_term < ATTACK_TERM,
+                group.term < ATTACK_TERM,
                 "node {} group {} took the attacker's term: {group:?}",
                 node.id,
-                group.group_id
+                group.group
             );
             assert!(
-                !group.learner_ids.contains(&ATTACKER_ID),
+                !group.learners.contains(&ATTACKER_ID),
                 "the attacker became a learner"
             );
         }
+        let shape = |groups: &[GroupMembership]| -> Vec<(u32, Vec<u64>, Vec<u64>)> {
+            groups
+                .iter()
+                .map(|group| (group.group, group.voters.clone(), group.learners.clone()))
+                .collect()
+        };
+        assert_eq!(
+            shape(&after),
+            shape(membership_before),
+            "node {} membership",
+            node.id
+        );
     }
 
     // The cluster itself works over its mutual TLS: a bid through HTTP, forwarded between

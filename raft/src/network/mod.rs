@@ -47,6 +47,7 @@
 pub mod admin;
 pub mod certs;
 pub mod client;
+pub mod probe;
 pub mod server;
 pub mod tls;
 
