@@ -10,18 +10,19 @@
 //! id order); its leader hands leadership over when that voter is caught up (within
 //! [`BALANCE_LAG_ENTRIES_MAX`]), checked every [`BALANCE_INTERVAL_MS`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use auction_statemachine::tick::CLOSE_BATCH_AUCTIONS_MAX;
 use auction_statemachine::{query, Op, Outcome, RequestId};
 use openraft::async_runtime::WatchReceiver;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::propose::propose_local_many;
 use super::route::Routed;
-use super::{ClientWrite, HostInner, NodeStorage};
+use super::{ClientWrite, HostConfig, HostInner, NodeStorage};
 use crate::GroupId;
 
 /// Ticks one duty round may propose back to back while auctions remain due.
@@ -41,28 +42,42 @@ pub(super) fn spawn<S: NodeStorage>(inner: &Arc<HostInner<S>>) -> Vec<JoinHandle
     duties
 }
 
-/// Keeps the groups that serve bounded-staleness reads fresh (see `read`): a read barrier
-/// every `freshness_refresh_ms` for each group read that way since the last round.
-async fn keep_fresh<S: NodeStorage>(host: std::sync::Weak<HostInner<S>>) {
-    let Some((mut shutdown, period)) = host.upgrade().map(|inner| {
-        (
-            inner.shutdown.subscribe(),
-            Duration::from_millis(inner.config.freshness_refresh_ms.max(1)),
-        )
-    }) else {
-        return;
-    };
+/// The shutdown signal and an interval of `period_ms` (read from the host's configuration) for
+/// one duty; `None` when the host is already gone.
+fn schedule<S: NodeStorage>(
+    host: &Weak<HostInner<S>>,
+    period_ms: impl FnOnce(&HostConfig) -> u64,
+) -> Option<(watch::Receiver<bool>, Interval)> {
+    let inner = host.upgrade()?;
+    let period = Duration::from_millis(period_ms(&inner.config).max(1));
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let Some(inner) = host.upgrade() else { return };
-        if *inner.shutdown.borrow() {
-            return;
-        }
+    Some((inner.shutdown.subscribe(), interval))
+}
+
+/// Waits for a duty's next round: the host, or `None` once it is gone or shutting down.
+async fn next_round<S: NodeStorage>(
+    host: &Weak<HostInner<S>>,
+    interval: &mut Interval,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Arc<HostInner<S>>> {
+    tokio::select! {
+        _ = interval.tick() => {}
+        _ = shutdown.changed() => return None,
+    }
+    let inner = host.upgrade()?;
+    let stopping = *inner.shutdown.borrow();
+    (!stopping).then_some(inner)
+}
+
+/// Keeps the groups that serve bounded-staleness reads fresh (see `read`): a read barrier
+/// every `freshness_refresh_ms` for each group read that way since the last round.
+async fn keep_fresh<S: NodeStorage>(host: Weak<HostInner<S>>) {
+    let Some((mut shutdown, mut interval)) = schedule(&host, |config| config.freshness_refresh_ms)
+    else {
+        return;
+    };
+    while let Some(inner) = next_round(&host, &mut interval, &mut shutdown).await {
         tokio::select! {
             () = super::read::refresh(&inner) => {}
             _ = shutdown.changed() => return,
@@ -70,29 +85,14 @@ async fn keep_fresh<S: NodeStorage>(host: std::sync::Weak<HostInner<S>>) {
     }
 }
 
-async fn run<S: NodeStorage>(host: std::sync::Weak<HostInner<S>>, group: GroupId) {
-    let Some(mut shutdown) = host.upgrade().map(|inner| inner.shutdown.subscribe()) else {
-        return;
-    };
-    let Some(period) = host
-        .upgrade()
-        .map(|inner| Duration::from_millis(inner.config.tick_interval_ms))
+async fn run<S: NodeStorage>(host: Weak<HostInner<S>>, group: GroupId) {
+    let Some((mut shutdown, mut interval)) = schedule(&host, |config| config.tick_interval_ms)
     else {
         return;
     };
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_tick = Instant::now();
     let mut last_balance = Instant::now();
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let Some(inner) = host.upgrade() else { return };
-        if *inner.shutdown.borrow() {
-            return;
-        }
+    while let Some(inner) = next_round(&host, &mut interval, &mut shutdown).await {
         if is_leader(&inner, group) && tick_is_due(&inner, group, last_tick) {
             propose_ticks(&inner, group).await;
             last_tick = Instant::now();
