@@ -17,6 +17,8 @@ use crate::error::{ApiError, ApiResult};
 
 /// Largest JSON body accepted, in bytes.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Longest a client may take to send a body once its headers arrived (`408` beyond it).
+pub const BODY_READ_TIMEOUT_MS: u64 = 10_000;
 
 /// A JSON body of type `T`.
 pub struct ApiJson<T>(pub T);
@@ -25,11 +27,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(request.into_body(), BODY_BYTES_MAX)
+        let timeout = std::time::Duration::from_millis(BODY_READ_TIMEOUT_MS);
+        let read = axum::body::to_bytes(request.into_body(), BODY_BYTES_MAX);
+        let bytes = tokio::time::timeout(timeout, read)
             .await
+            .map_err(|_| body_too_slow())?
             .map_err(|_| ApiError::payload_too_large(BODY_BYTES_MAX))?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+fn body_too_slow() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        "REQUEST_TIMEOUT",
+        format!("the body did not arrive within {BODY_READ_TIMEOUT_MS} ms; nothing was done"),
+    )
 }
 
 /// Parses a body: syntax errors are `400`, shape errors are `422` with the field's path.

@@ -17,7 +17,10 @@
 //! tokens, roles), [`listing`] (filters, sort, cursors), [`events`] (SSE), [`ops`] (health,
 //! readiness, cluster status).
 //!
-//! Rate limits: [`limits`] (per user for bids, per client IP for everything).
+//! Rate limits: [`limits`] (per user for bids, per client IP for everything). The HTTP edge:
+//! [`server`] (connection bound, header and idle timeouts), [`streams`] (SSE caps per node and
+//! per client), [`deadline`] (the backstop on every answer), bodies bounded in size and time
+//! ([`extract`]), password hashes bounded per node ([`auth`]).
 //!
 //! Metrics: [`metrics`] (`GET /metrics`, Prometheus text).
 //!
@@ -29,6 +32,7 @@
 //! of each group only).
 
 pub mod auth;
+pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -38,7 +42,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod routes;
+pub mod server;
 pub mod shard;
+pub mod streams;
 pub mod views;
 
 use std::sync::Arc;
@@ -66,6 +72,12 @@ pub struct ApiConfig {
     pub cookie_secure: bool,
     /// Interval of SSE heartbeat comments.
     pub sse_heartbeat: Duration,
+    /// Event streams open at once on this node ([`streams`]).
+    pub sse_streams_max: usize,
+    /// Event streams open at once per client address ([`streams`]).
+    pub sse_streams_per_client_max: usize,
+    /// The backstop on a handler's answer ([`deadline`]).
+    pub request_timeout_ms: u64,
     pub rate_limits: limits::RateLimitConfig,
     /// The cost of new password hashes (argon2's defaults; tests and simulations lower it).
     pub password_hashing: auth::PasswordHashing,
@@ -82,6 +94,9 @@ impl Default for ApiConfig {
             session_lease_ms: 1_000,
             cookie_secure: false,
             sse_heartbeat: Duration::from_secs(15),
+            sse_streams_max: 2_048,
+            sse_streams_per_client_max: 16,
+            request_timeout_ms: 30_000,
             rate_limits: limits::RateLimitConfig::default(),
             password_hashing: auth::PasswordHashing::default(),
             entropy: auth::Entropy::default(),
@@ -95,6 +110,7 @@ pub struct App<S: NodeStorage> {
     pub config: ApiConfig,
     pub limits: limits::RateLimits,
     pub metrics: metrics::HttpMetrics,
+    pub streams: Arc<streams::StreamCaps>,
     /// In scope of every request (see [`auth::with_secrets`]).
     pub secrets: auth::RequestSecrets,
 }
@@ -113,7 +129,10 @@ impl<S: NodeStorage> App<S> {
     pub fn new(host: Arc<RaftHost<S>>, config: ApiConfig) -> SharedApp<S> {
         let limits = limits::RateLimits::new(config.rate_limits);
         let secrets = auth::RequestSecrets::new(config.password_hashing, config.entropy);
+        let streams =
+            streams::StreamCaps::new(config.sse_streams_max, config.sse_streams_per_client_max);
         Arc::new(App {
+            streams,
             host,
             config,
             secrets,
@@ -204,8 +223,9 @@ pub fn new_uuid() -> uuid::Uuid {
 }
 
 /// The whole HTTP surface of a node: the API, the operations endpoints, JSON fallbacks, the
-/// per-IP rate limit. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
-/// the per-IP limit sees the client's address (without it, that limit is off).
+/// per-IP rate limit, the stream caps and the answer timeout. Serve it with [`server::serve`]
+/// (or with `ConnectInfo<SocketAddr>` in every request some other way), so the per-client
+/// bounds see the client's address (without it, those bounds are off).
 pub fn router<S: NodeStorage>(host: Arc<RaftHost<S>>, config: ApiConfig) -> Router {
     let app = App::new(host, config);
     routes::router::<S>()
@@ -218,7 +238,15 @@ pub fn router<S: NodeStorage>(host: Arc<RaftHost<S>>, config: ApiConfig) -> Rout
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            streams::cap::<S>,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             metrics::track::<S>,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            deadline::bound::<S>,
         ))
         // Outermost, so every handler and middleware runs with the node's randomness and
         // hashing cost in scope.

@@ -46,6 +46,22 @@ pub struct NodeArgs {
     /// Interval of the heartbeat comments of server-sent event streams, in ms.
     #[arg(long, env = "AUCTION_SSE_HEARTBEAT_MS", default_value_t = 15_000)]
     pub sse_heartbeat_ms: u64,
+    /// HTTP connections served at once; beyond it a connection gets one 503 and is closed.
+    #[arg(long, env = "AUCTION_HTTP_CONNECTIONS_MAX", default_value_t = 4_096)]
+    pub http_connections_max: usize,
+    /// How long a client may take to send request headers, and to idle between requests, in ms.
+    #[arg(
+        long,
+        env = "AUCTION_HTTP_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub http_header_read_timeout_ms: u64,
+    /// Event streams open at once on this node.
+    #[arg(long, env = "AUCTION_SSE_STREAMS_MAX", default_value_t = 2_048)]
+    pub sse_streams_max: usize,
+    /// Event streams open at once per client IP.
+    #[arg(long, env = "AUCTION_SSE_STREAMS_PER_CLIENT_MAX", default_value_t = 16)]
+    pub sse_streams_per_client_max: usize,
     /// Mark the session cookie `Secure` (when the API is served over TLS).
     #[arg(long, env = "AUCTION_COOKIE_SECURE")]
     pub cookie_secure: bool,
@@ -101,11 +117,22 @@ impl NodeArgs {
             admin_token: self.admin_token.clone().filter(|token| !token.is_empty()),
             cookie_secure: self.cookie_secure,
             sse_heartbeat: std::time::Duration::from_millis(self.sse_heartbeat_ms.max(100)),
+            sse_streams_max: self.sse_streams_max,
+            sse_streams_per_client_max: self.sse_streams_per_client_max,
             rate_limits: auction_api::limits::RateLimitConfig {
                 bids_per_minute_per_user: self.bid_rate_per_minute,
                 requests_per_minute_per_ip: self.ip_rate_per_minute,
             },
             ..auction_api::ApiConfig::default()
+        }
+    }
+
+    /// The HTTP server's connection bounds.
+    pub fn server_limits(&self) -> auction_api::server::ServerLimits {
+        auction_api::server::ServerLimits {
+            connections_max: self.http_connections_max.max(1),
+            header_read_timeout_ms: self.http_header_read_timeout_ms.max(100),
+            ..auction_api::server::ServerLimits::default()
         }
     }
 

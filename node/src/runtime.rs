@@ -76,12 +76,10 @@ impl RunningNode {
             .with_context(|| format!("binding HTTP {}", args.http_addr))?;
         let http_addr = http_listener.local_addr()?;
         let app = auction_api::router(host.clone(), args.api_config());
+        let limits = args.server_limits();
         let http = spawn_server(move |stopped| async move {
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
-                .map_err(anyhow::Error::from)
+            auction_api::server::serve(http_listener, app, limits, stopped).await;
+            Ok(())
         });
 
         let node = RunningNode {

@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use auction_raft::host::{ClientWrite, HostError};
 use auction_statemachine::command::{NewUser, Op};
 use auction_statemachine::outcome::{Event, Outcome};
 use auction_statemachine::{query, GroupId, RequestId};
@@ -349,6 +350,103 @@ async fn group_leaders_spread_across_the_nodes() {
         leaders,
         BTreeMap::from([(1, 3), (2, 3), (3, 3)]),
         "groups led per node"
+    );
+    cluster.shutdown().await;
+}
+
+/// Polls `probe` until it holds, for at most `wait`.
+async fn eventually(wait: Duration, what: &str, mut probe: impl FnMut() -> bool) {
+    let deadline = Instant::now() + wait;
+    while !probe() {
+        assert!(Instant::now() < deadline, "{what} within {wait:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_may_be_in_a_log_is_unknown_and_one_that_certainly_is_not_is_no_leader() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = TestCluster::start(3, 3).await;
+    let (group, lot) = (1, auction_id(1));
+    assert!(cluster
+        .propose(1, group, create_auction(lot))
+        .await
+        .result
+        .is_ok());
+    let leader = cluster.wait_for_leader(group).await;
+    let followers: Vec<u64> = cluster
+        .running()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+
+    // The leader appends the bid but has no majority to commit it: the outcome is unknown.
+    for follower in &followers {
+        cluster.kill(*follower).await;
+    }
+    let request_id = cluster.request_id();
+    let write = ClientWrite {
+        group,
+        request_id,
+        idempotency_key: None,
+        op: bid(lot, user(7), 20),
+    };
+    let error = cluster
+        .host(leader)
+        .propose(write)
+        .await
+        .expect_err("no majority, no commit");
+    assert!(
+        matches!(error, HostError::OutcomeUnknown { .. }),
+        "a write a leader took into its log is unknown, never retryable: {error}"
+    );
+
+    // It was in the log: with the majority back it commits, and is applied once.
+    for follower in &followers {
+        cluster.restart(*follower).await;
+    }
+    cluster.wait_converged(group).await;
+    let reader = cluster
+        .host(leader)
+        .linearizable_reader(group)
+        .await
+        .expect("read");
+    let history = query::bid_history(&reader, lot, None, 500).expect("history");
+    let applied = history
+        .iter()
+        .filter(|step| step.request_id == request_id)
+        .count();
+    assert_eq!(applied, 1, "the unknown write was committed once");
+
+    // A node that knows no leader refuses before anything reaches a log: retryable.
+    let leader = cluster.wait_for_leader(group).await;
+    let survivor = cluster
+        .running()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    for id in cluster.running() {
+        if id != survivor {
+            cluster.kill(id).await;
+        }
+    }
+    let host = cluster.host(survivor);
+    eventually(
+        Duration::from_secs(20),
+        "the survivor knows no leader",
+        || host.leader_of(group).is_none(),
+    )
+    .await;
+    let write = ClientWrite {
+        group,
+        request_id: RequestId(uuid::Uuid::from_u128(0xdead)),
+        idempotency_key: None,
+        op: bid(lot, user(8), 30),
+    };
+    let error = host.propose(write).await.expect_err("no leader, no commit");
+    assert!(
+        matches!(error, HostError::NoLeader { .. }),
+        "a write that reached no leader is retryable: {error}"
     );
     cluster.shutdown().await;
 }

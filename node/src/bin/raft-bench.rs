@@ -62,6 +62,10 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         admin_token: None,
         sse_heartbeat_ms: 15_000,
         cookie_secure: false,
+        http_connections_max: 4_096,
+        http_header_read_timeout_ms: 10_000,
+        sse_streams_max: 2_048,
+        sse_streams_per_client_max: 16,
         bid_rate_per_minute: 0,
         ip_rate_per_minute: 0,
         // Measured as deployed: node-to-node mutual TLS (certificates made by `main`).

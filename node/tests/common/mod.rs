@@ -176,7 +176,6 @@ impl Cluster {
                 .args(["--shards", &SHARDS.to_string()])
                 .args(["--admin-token", ADMIN_TOKEN])
                 .args(["--sse-heartbeat-ms", "300"])
-                .args(["--peer", &peers.join(",")])
                 .args([
                     "--tls-dir",
                     &tls_dir.join(format!("node-{id}")).display().to_string(),
@@ -185,6 +184,10 @@ impl Cluster {
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(log_file.try_clone().expect("log file"));
+            // A one-node cluster has no peers (an empty `--peer` is no peer at all).
+            if !peers.is_empty() {
+                command.args(["--peer", &peers.join(",")]);
+            }
             if id == 1 {
                 command.arg("--init");
             }
