@@ -406,11 +406,19 @@ async fn a_write_that_may_be_in_a_log_is_unknown_and_one_that_certainly_is_not_i
         cluster.restart(*follower).await;
     }
     cluster.wait_converged(group).await;
-    let reader = cluster
-        .host(leader)
-        .linearizable_reader(group)
-        .await
-        .expect("read");
+    let mut reader = None;
+    for _ in 0..50 {
+        let now_leading = cluster.wait_for_leader(group).await;
+        match cluster.host(now_leading).linearizable_reader(group).await {
+            Ok(read) => {
+                reader = Some(read);
+                break;
+            }
+            // Leadership may still move after the restarts.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let reader = reader.expect("a linearizable read once the group has settled");
     let history = query::bid_history(&reader, lot, None, 500).expect("history");
     let applied = history
         .iter()
