@@ -1,11 +1,11 @@
 //! # auction-api
 //!
 //! The HTTP API of `api/API.md`, served by every node (axum). Data flows one way: HTTP →
-//! handler (parse and validate: [`extract`]; authenticate: [`auth`]) → a state-machine
-//! [`Op`](auction_statemachine::Op) proposed to the group that owns the data through
-//! [`RaftHost::propose`] (the host forwards it to the group leader over gRPC when the leader
-//! is elsewhere) → the applied outcome → JSON ([`views`]). Every refusal has the one shape of
-//! [`error`]. Reads go to the group's linearizable reader (read index) or, with
+//! handler (parse and validate: [`extract`], [`validate`]; authenticate: [`auth`]) → a
+//! state-machine [`Op`](auction_statemachine::Op) proposed to the group that owns the data
+//! through [`RaftHost::propose`] (the host forwards it to the group leader over gRPC when the
+//! leader is elsewhere) → the applied outcome → JSON ([`views`]). Every refusal has the one
+//! shape of [`error`]. Reads go to the group's linearizable reader (read index) or, with
 //! `?consistency=local` and for listings, to this node's replica.
 //!
 //! Placement: meta data (users, sessions, roles, bans) lives in group 0; everything about an
@@ -45,6 +45,7 @@ pub mod routes;
 pub mod server;
 pub mod shard;
 pub mod streams;
+pub mod validate;
 pub mod views;
 
 use std::sync::Arc;
@@ -155,7 +156,8 @@ impl<S: NodeStorage> App<S> {
         self.host.clock().now_ms()
     }
 
-    /// Proposes `op` to `group` and waits for its applied result; a rejection is an error.
+    /// Proposes `op` to `group` and waits for its applied result; a rejection is an error. A
+    /// command that breaks a shape rule is refused before it is proposed ([`validate`]).
     pub async fn write(
         &self,
         group: GroupId,
@@ -163,15 +165,14 @@ impl<S: NodeStorage> App<S> {
         idempotency_key: Option<String>,
         op: Op,
     ) -> ApiResult<Written> {
-        let response = self
-            .host
-            .propose(auction_raft::host::ClientWrite {
-                group,
-                request_id,
-                idempotency_key,
-                op,
-            })
-            .await?;
+        let write = auction_raft::host::ClientWrite {
+            group,
+            request_id,
+            idempotency_key,
+            op,
+        };
+        validate::before_proposing(self, &write).await?;
+        let response = self.host.propose(write).await?;
         let outcome = response.result.map_err(ApiError::from)?;
         Ok(Written {
             outcome,

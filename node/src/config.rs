@@ -80,6 +80,14 @@ pub struct NodeArgs {
     /// membership. Only for a throwaway cluster on an isolated machine.
     #[arg(long, env = "AUCTION_INSECURE_GRPC", conflicts_with = "tls_dir")]
     pub insecure_grpc: bool,
+    /// A group leader proposes housekeeping (purging expired records) at least this often, in
+    /// ms; closing due auctions does not wait for it. Tests that count log entries raise it.
+    #[arg(
+        long,
+        env = "AUCTION_HOUSEKEEPING_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub housekeeping_interval_ms: u64,
 }
 
 impl NodeArgs {
@@ -145,6 +153,7 @@ impl NodeArgs {
         }
         let mut config = HostConfig::new(self.id, self.rpc_addr());
         config.shard_count = self.shards;
+        config.housekeeping_interval_ms = self.housekeeping_interval_ms;
         config.network.tls = self.tls_identity()?;
         Ok(config)
     }

@@ -22,6 +22,7 @@
 //! operations of [`auction`] (shard operations and the per-auction event log that SSE streams
 //! resume from), [`meta`] (users, sessions, bans) and [`tick`] (closing and purging), which all
 //! work through `ctx` (the apply context: load / save, notify, audit); [`query`] (reads);
+//! [`shape`] (the rules a command meets before it is proposed, shared with apply);
 //! [`pricing`] (manual and proxy bid rules, pure); [`model`] / [`command`] / [`outcome`] (the
 //! data); [`keys`], [`codec`], [`kv`], [`ids`], [`money`], [`time`] at the bottom, with
 //! [`hash`] and [`splitmix`], pure helpers the crates above share (FNV-1a and the seeded
@@ -46,6 +47,7 @@ pub mod money;
 pub mod outcome;
 pub mod pricing;
 pub mod query;
+pub mod shape;
 pub mod splitmix;
 pub mod tick;
 pub mod time;

@@ -43,15 +43,46 @@ fn load_user<S: KvStore>(ctx: &Ctx<'_, S>, id: UserId) -> Result<User, crate::er
         .ok_or(crate::error::Error::Rejected(Rejection::UserNotFound))
 }
 
-pub(crate) fn register<S: KvStore>(ctx: &mut Ctx<'_, S>, new: &NewUser) -> OpResult {
-    let email = normalize_email(&new.email)?;
-    let display_name = new.display_name.trim();
+/// What a client says about a new user, checked: the normalized email and the trimmed
+/// display name (1 to [`DISPLAY_NAME_CHARS_MAX`] characters).
+pub fn check_profile<'a>(
+    email: &str,
+    display_name: &'a str,
+) -> Result<(String, &'a str), Rejection> {
+    let email = normalize_email(email)?;
+    let display_name = display_name.trim();
     if display_name.is_empty() || display_name.chars().count() > DISPLAY_NAME_CHARS_MAX {
-        return Err(Rejection::validation("displayName", "must be 1 to 64 characters").into());
+        return Err(Rejection::validation(
+            "displayName",
+            "must be 1 to 64 characters",
+        ));
     }
+    Ok((email, display_name))
+}
+
+/// The rules of a new user that need no state (the profile, then the stored hash's size).
+pub fn check_new_user(new: &NewUser) -> Result<(String, &str), Rejection> {
+    let (email, display_name) = check_profile(&new.email, &new.display_name)?;
     if new.password_hash.is_empty() || new.password_hash.len() > PASSWORD_HASH_BYTES_MAX {
-        return Err(Rejection::validation("password", "could not be stored").into());
+        return Err(Rejection::validation("password", "could not be stored"));
     }
+    Ok((email, display_name))
+}
+
+/// A ban's reason, trimmed (`None` when empty): at most [`BAN_REASON_CHARS_MAX`] characters.
+pub fn check_ban_reason(reason: Option<&str>) -> Result<Option<&str>, Rejection> {
+    let reason = reason.map(str::trim).filter(|reason| !reason.is_empty());
+    if reason.is_some_and(|reason| reason.chars().count() > BAN_REASON_CHARS_MAX) {
+        return Err(Rejection::validation(
+            "reason",
+            "must be at most 500 characters",
+        ));
+    }
+    Ok(reason)
+}
+
+pub(crate) fn register<S: KvStore>(ctx: &mut Ctx<'_, S>, new: &NewUser) -> OpResult {
+    let (email, display_name) = check_new_user(new)?;
     if ctx.kv.get(&keys::user_email(&email))?.is_some() {
         return Err(Rejection::EmailTaken.into());
     }
@@ -135,10 +166,7 @@ pub(crate) fn ban<S: KvStore>(
     reason: Option<&str>,
     admin: UserId,
 ) -> OpResult {
-    let reason = reason.map(str::trim).filter(|reason| !reason.is_empty());
-    if reason.is_some_and(|reason| reason.chars().count() > BAN_REASON_CHARS_MAX) {
-        return Err(Rejection::validation("reason", "must be at most 500 characters").into());
-    }
+    let reason = check_ban_reason(reason)?;
     let mut user = load_user(ctx, user_id)?;
     user.banned = banned;
     user.ban_reason = if banned {

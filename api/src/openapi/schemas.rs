@@ -103,6 +103,9 @@ pub enum MineErrors {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum AdminErrors {
+    /// The body is not JSON.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorBody),
     #[response(status = 401)]
     Unauthorized(#[to_schema] ErrorBody),
     /// Not an admin (or a wrong cluster admin token).

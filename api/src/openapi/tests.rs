@@ -309,3 +309,84 @@ fn every_response_has_a_description() {
         }
     }
 }
+
+/// The bounds the document gives clients are the state machine's and the API's own limits, so
+/// a fuzzer (or a client) that keeps to the document is refused only for rules that need state.
+#[test]
+fn request_bounds_in_the_document_are_the_enforced_limits() {
+    use auction_statemachine::auction::listing;
+    use auction_statemachine::meta;
+    let schemas = &document()["components"]["schemas"];
+    let bound = |schema: &str, field: &str, key: &str| {
+        let property = &schemas[schema]["properties"][field];
+        // An optional field is `oneOf: [null, T]` or carries its bounds itself.
+        let found = property[key].as_u64().or_else(|| {
+            property["oneOf"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|variant| variant[key].as_u64())
+        });
+        found.unwrap_or_else(|| panic!("{schema}.{field} has no {key}: {property}"))
+    };
+    let as_u64 = |limit: usize| u64::try_from(limit).expect("small");
+    let cases = [
+        (
+            "CreateBody",
+            "title",
+            "maxLength",
+            as_u64(listing::TITLE_CHARS_MAX),
+        ),
+        (
+            "CreateBody",
+            "description",
+            "maxLength",
+            as_u64(listing::DESCRIPTION_CHARS_MAX),
+        ),
+        (
+            "CreateBody",
+            "category",
+            "maxLength",
+            as_u64(listing::CATEGORY_CHARS_MAX),
+        ),
+        (
+            "CreateBody",
+            "durationSeconds",
+            "maximum",
+            u64::try_from(listing::AUCTION_DURATION_MS_MAX / 1_000).expect("positive"),
+        ),
+        (
+            "AntiSnipeBody",
+            "windowSeconds",
+            "maximum",
+            u64::try_from(listing::ANTI_SNIPE_SECONDS_MAX).expect("positive"),
+        ),
+        (
+            "Register",
+            "email",
+            "maxLength",
+            as_u64(meta::EMAIL_CHARS_MAX),
+        ),
+        (
+            "Register",
+            "displayName",
+            "maxLength",
+            as_u64(meta::DISPLAY_NAME_CHARS_MAX),
+        ),
+        (
+            "Register",
+            "password",
+            "minLength",
+            as_u64(crate::auth::PASSWORD_CHARS_MIN),
+        ),
+        (
+            "Register",
+            "password",
+            "maxLength",
+            as_u64(crate::auth::PASSWORD_CHARS_MAX),
+        ),
+    ];
+    for (schema, field, key, limit) in cases {
+        assert_eq!(bound(schema, field, key), limit, "{schema}.{field} {key}");
+    }
+}

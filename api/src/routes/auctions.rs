@@ -61,22 +61,33 @@ fn auction_answer<S: NodeStorage>(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AntiSnipeBody {
+    #[schema(minimum = 0, maximum = 86_400)]
     window_seconds: i64,
+    #[schema(minimum = 0, maximum = 86_400)]
     extension_seconds: i64,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBody {
+    /// 1 to 200 characters (`listing::TITLE_CHARS_MAX`; `openapi::tests` checks the bounds).
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
+    #[schema(max_length = 10_000)]
     description: Option<String>,
+    #[schema(max_length = 64)]
     category: Option<String>,
     starting_price: AmountText,
     reserve_price: Option<AmountText>,
+    /// An amount or `"ebay"`.
     bid_increment: Option<AmountText>,
     buy_now_price: Option<AmountText>,
+    #[schema(format = DateTime)]
     start_time: Option<String>,
+    /// Give `endTime` or `durationSeconds`, not both.
+    #[schema(format = DateTime)]
     end_time: Option<String>,
+    #[schema(minimum = 1, maximum = 7_776_000)]
     duration_seconds: Option<i64>,
     anti_snipe: Option<AntiSnipeBody>,
 }

@@ -17,8 +17,12 @@ use crate::{new_uuid, views, SharedApp};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Register {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// 8 to 128 characters (`auth::PASSWORD_CHARS_MIN` / `MAX`).
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    #[schema(min_length = 1, max_length = 64)]
     display_name: String,
 }
 
@@ -27,7 +31,8 @@ pub async fn register<S: NodeStorage>(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Register>,
 ) -> ApiResult<Response> {
-    auction_statemachine::meta::normalize_email(&body.email)?;
+    // The profile rules before the costly hash; the whole user is checked again before proposing.
+    auction_statemachine::meta::check_profile(&body.email, &body.display_name)?;
     auth::check_password(&body.password)?;
     let password_hash = auth::hash_password(body.password).await?;
     let op = Op::RegisterUser(NewUser {

@@ -71,6 +71,7 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         // Measured as deployed: node-to-node mutual TLS (certificates made by `main`).
         tls_dir: Some(auction_raft::network::certs::node_dir(&dir.join("tls"), id)),
         insecure_grpc: false,
+        housekeeping_interval_ms: 10_000,
     }
 }
 

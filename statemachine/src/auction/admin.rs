@@ -19,15 +19,24 @@ use super::listing::AUCTION_DURATION_MS_MAX;
 
 pub const CANCEL_REASON_CHARS_MAX: usize = 500;
 
+/// The reason an admin gives for a cancellation: at most [`CANCEL_REASON_CHARS_MAX`].
+pub fn check_cancel_reason(reason: &str) -> Result<(), Rejection> {
+    if reason.chars().count() > CANCEL_REASON_CHARS_MAX {
+        return Err(Rejection::validation(
+            "reason",
+            format!("must be at most {CANCEL_REASON_CHARS_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn cancel<S: KvStore>(
     ctx: &mut Ctx<'_, S>,
     auction_id: AuctionId,
     admin: UserId,
     reason: &str,
 ) -> OpResult {
-    if reason.chars().count() > CANCEL_REASON_CHARS_MAX {
-        return Err(Rejection::validation("reason", "must be at most 500 characters").into());
-    }
+    check_cancel_reason(reason)?;
     let mut auction = super::load(ctx, auction_id)?;
     match auction.phase {
         Phase::Cancelled => return Err(Rejection::AuctionCancelled.into()),

@@ -26,9 +26,7 @@ pub(crate) fn place<S: KvStore>(
 ) -> OpResult {
     let mut auction = super::load(ctx, auction_id)?;
     ensure_can_buy(ctx, &auction, bidder)?;
-    let amount = Money::parse(amount_text).map_err(|error| Rejection::InvalidAmount {
-        reason: error.to_string(),
-    })?;
+    let amount = amount(amount_text)?;
     let previous_high = auction.high_bidder();
     let placed = pricing::place(&auction.pricing, &auction.rules, bidder, kind, amount)?;
     auction.pricing = placed.pricing;
@@ -48,6 +46,14 @@ pub(crate) fn place<S: KvStore>(
         notify_bid(ctx, &auction, bidder, previous_high, extended)?;
     }
     Ok(Outcome::Bid(outcome))
+}
+
+/// A bid's amount or maximum as the client sent it; refused as `INVALID_AMOUNT`. This is the
+/// only rule of a bid that needs no state (`crate::shape` checks it before proposing).
+pub fn amount(text: &str) -> Result<Money, Rejection> {
+    Money::parse(text).map_err(|error| Rejection::InvalidAmount {
+        reason: error.to_string(),
+    })
 }
 
 /// Buy now: allowed while there is no bid or while the reserve is not met.

@@ -4,6 +4,9 @@
 //! Every refusal is `VALIDATION_FAILED` naming the field as the HTTP API spells it (camelCase),
 //! so a client can point at the input that is wrong. Bids are not validated here (see
 //! [`crate::pricing`] and [`super::bid`]).
+//!
+//! The API runs the same rules before it proposes ([`crate::shape`]): [`new_listing`] whole (it
+//! reads no state, only the time), and [`check_edit`], the part of an edit that needs no auction.
 
 use crate::command::{AntiSnipeSpec, AuctionChanges, NewAuction};
 use crate::error::Rejection;
@@ -124,13 +127,14 @@ fn check_prices(rules: &PriceRules, buy_now: Option<Money>) -> Result<(), Reject
     Ok(())
 }
 
+fn end_not_ahead() -> Rejection {
+    Rejection::validation("endTime", "must be after the start time and in the future")
+}
+
 /// The end must be after the start and after now, and the auction not longer than the maximum.
 fn check_times(start: TimestampMs, end: TimestampMs, now: TimestampMs) -> Result<(), Rejection> {
     if end <= start || end <= now {
-        return Err(Rejection::validation(
-            "endTime",
-            "must be after the start time and in the future",
-        ));
+        return Err(end_not_ahead());
     }
     if end - start > AUCTION_DURATION_MS_MAX {
         return Err(Rejection::validation(
@@ -218,39 +222,99 @@ pub fn new_listing(new: &NewAuction, now: TimestampMs) -> Result<Listing, Reject
     })
 }
 
+/// The fields of an edit, each checked on its own (the rules that need no auction).
+struct CheckedChanges {
+    title: Option<String>,
+    description: Option<String>,
+    category: Option<Option<String>>,
+    starting: Option<Money>,
+    reserve: Option<Option<Money>>,
+    increment: Option<Increment>,
+    buy_now: Option<Option<Money>>,
+}
+
+fn optional_money(field: &str, value: &Option<String>) -> Result<Option<Money>, Rejection> {
+    value.as_deref().map(|text| money(field, text)).transpose()
+}
+
+/// Checks every field of an edit in the order [`edited`] reports them.
+fn check_fields(changes: &AuctionChanges) -> Result<CheckedChanges, Rejection> {
+    let title = changes.title.as_deref();
+    let description = changes.description.as_deref();
+    Ok(CheckedChanges {
+        title: title
+            .map(|title| text("title", title, TITLE_CHARS_MAX, true))
+            .transpose()?,
+        description: description
+            .map(|description| text("description", description, DESCRIPTION_CHARS_MAX, false))
+            .transpose()?,
+        category: changes
+            .category
+            .as_ref()
+            .map(|category| self::category(category.as_deref()))
+            .transpose()?,
+        starting: changes
+            .starting_price
+            .as_deref()
+            .map(|text| money("startingPrice", text))
+            .transpose()?,
+        reserve: changes
+            .reserve_price
+            .as_ref()
+            .map(|reserve| optional_money("reservePrice", reserve))
+            .transpose()?,
+        increment: changes
+            .bid_increment
+            .as_deref()
+            .map(increment)
+            .transpose()?,
+        buy_now: changes
+            .buy_now_price
+            .as_ref()
+            .map(|buy_now| optional_money("buyNowPrice", buy_now))
+            .transpose()?,
+    })
+}
+
+/// The shape of an edit at `now`: every rule [`edited`] applies that needs no auction (each
+/// field on its own, and a new end in the future). An edit refused here is refused by
+/// [`edited`] for every auction, with the same field (see the property tests).
+pub fn check_edit(changes: &AuctionChanges, now: TimestampMs) -> Result<(), Rejection> {
+    check_fields(changes)?;
+    match changes.end_time {
+        Some(end) if end <= now => Err(end_not_ahead()),
+        _ => Ok(()),
+    }
+}
+
 /// Applies a seller's edit to a copy of `auction` and validates the result as a whole.
 pub fn edited(
     auction: &Auction,
     changes: &AuctionChanges,
     now: TimestampMs,
 ) -> Result<Auction, Rejection> {
+    let checked = check_fields(changes)?;
     let mut edited = auction.clone();
-    if let Some(title) = &changes.title {
-        edited.title = text("title", title, TITLE_CHARS_MAX, true)?;
+    if let Some(title) = checked.title {
+        edited.title = title;
     }
-    if let Some(description) = &changes.description {
-        edited.description = text("description", description, DESCRIPTION_CHARS_MAX, false)?;
+    if let Some(description) = checked.description {
+        edited.description = description;
     }
-    if let Some(new_category) = &changes.category {
-        edited.category = category(new_category.as_deref())?;
+    if let Some(category) = checked.category {
+        edited.category = category;
     }
-    if let Some(starting) = &changes.starting_price {
-        edited.rules.starting = money("startingPrice", starting)?;
+    if let Some(starting) = checked.starting {
+        edited.rules.starting = starting;
     }
-    if let Some(reserve) = &changes.reserve_price {
-        edited.rules.reserve = reserve
-            .as_deref()
-            .map(|text| money("reservePrice", text))
-            .transpose()?;
+    if let Some(reserve) = checked.reserve {
+        edited.rules.reserve = reserve;
     }
-    if let Some(step) = &changes.bid_increment {
-        edited.rules.increment = increment(step)?;
+    if let Some(step) = checked.increment {
+        edited.rules.increment = step;
     }
-    if let Some(buy_now) = &changes.buy_now_price {
-        edited.buy_now_price = buy_now
-            .as_deref()
-            .map(|text| money("buyNowPrice", text))
-            .transpose()?;
+    if let Some(buy_now) = checked.buy_now {
+        edited.buy_now_price = buy_now;
     }
     if let Some(end) = changes.end_time {
         check_times(edited.start_time, end, now)?;
