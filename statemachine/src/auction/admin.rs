@@ -1,6 +1,7 @@
 //! Admin actions on auctions (cancel or extend any open auction) and the shard copy of bans.
 //!
 //! The caller (the API) has checked that the actor is an admin: roles live in the meta group.
+//! A banned admin is refused here too (`USER_BANNED`), from this shard's copy of the ban.
 //! Each action is written to this shard's audit log in the same command, so an action can never
 //! happen without its audit entry.
 
@@ -28,6 +29,7 @@ pub(crate) fn cancel<S: KvStore>(
     if reason.chars().count() > CANCEL_REASON_CHARS_MAX {
         return Err(Rejection::validation("reason", "must be at most 500 characters").into());
     }
+    super::ensure_not_banned(ctx, admin)?;
     let mut auction = super::load(ctx, auction_id)?;
     match auction.phase {
         Phase::Cancelled => return Err(Rejection::AuctionCancelled.into()),
@@ -51,6 +53,7 @@ pub(crate) fn extend<S: KvStore>(
     admin: UserId,
     end_time: TimestampMs,
 ) -> OpResult {
+    super::ensure_not_banned(ctx, admin)?;
     let mut auction = super::load(ctx, auction_id)?;
     auction
         .ensure_active(ctx.now)
