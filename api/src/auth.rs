@@ -18,10 +18,13 @@
 //!   see `RaftHost::bounded_reader`): no Raft round trip per request, and a logout or a ban
 //!   taken by any node is refused on every node within the lease. A token the replica does not
 //!   know is looked up again linearizably before it is refused, so a session is usable on every
-//!   node the moment its login is answered.
+//!   node the moment its login is answered. An open user event stream re-checks its session
+//!   the same way ([`session_is_live`]) and ends when the session does.
 //! - Roles: guest (no session), user, the seller of an auction (checked by the state machine),
-//!   admin. The cluster admin token (`X-Admin-Token`, from the node's config) may grant roles,
-//!   which is how the first admin is made.
+//!   admin. A banned user has no session at all: the ban ends them and refuses new logins; a
+//!   banned admin keeps the role, unusable until unbanned. The cluster admin token
+//!   (`X-Admin-Token`, from the node's config) may grant roles, which is how the first admin
+//!   is made.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -301,17 +304,31 @@ impl CurrentUser {
         }
         let meta = app.reader(META_GROUP, Consistency::Linearizable).await?;
         match query::user(&meta, self.user.id)? {
-            Some(user) if user.role == Role::Admin => Ok(()),
+            // A banned admin keeps the role but may not use it (RULES.md rule 36).
+            Some(user) if user.role == Role::Admin && !user.banned => Ok(()),
             _ => Err(ApiError::forbidden("this action needs the admin role")),
         }
     }
+}
+
+/// Whether the session `token_hash` still authenticates its user, as this node's meta replica
+/// says within the session lease: what an open event stream re-checks, so that a logout or a
+/// ban taken by any node ends the stream too. A replica that cannot answer counts as "no": the
+/// client reconnects and is authenticated afresh.
+pub async fn session_is_live<S: NodeStorage>(app: &SharedApp<S>, token_hash: &[u8]) -> bool {
+    let lease = std::time::Duration::from_millis(app.config.session_lease_ms);
+    let Ok(meta) = app.host.bounded_reader(META_GROUP, lease).await else {
+        return false;
+    };
+    matches!(lookup(&meta, token_hash, app.now_ms()), Ok(Some(_)))
 }
 
 /// The user of a request, when it has a valid session.
 pub struct MaybeUser(pub Option<CurrentUser>);
 
 /// The user of a live session `token_hash` in `meta`, if any. A ban ends every session of the
-/// user.
+/// user in the meta group; a banned user's session is refused here as well, which covers
+/// sessions older than the meta group's per-user session index (see `auction_statemachine::meta`).
 fn lookup(
     meta: &impl auction_statemachine::KvRead,
     token_hash: &[u8],

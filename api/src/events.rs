@@ -24,11 +24,16 @@
 //! state with a fresh id. A malformed id is refused (400 `VALIDATION_FAILED`). A stream that
 //! falls behind the node's event buffer reads back what it missed from the store the same way.
 //!
+//! A user stream belongs to a session and ends when the session does (a logout or a ban, taken
+//! by any node): it re-checks the session in this node's meta replica every half session lease
+//! ([`session_check`]). Auction streams are public and are not tied to a session.
+//!
 //! Not done yet: the id is taken from the `Last-Event-ID` header only (no query parameter for
 //! clients that cannot set headers); a user stream replays at most
 //! [`user_feed::USER_REPLAY_MAX`] notifications before it asks for a resync.
 
 mod auction_feed;
+mod session_check;
 mod user_feed;
 
 use std::collections::VecDeque;
@@ -45,6 +50,7 @@ use tokio::sync::broadcast::Receiver;
 
 use crate::error::{ApiError, ApiResult};
 use crate::SharedApp;
+use session_check::SessionCheck;
 
 pub use auction_feed::auction;
 pub use user_feed::user;
@@ -113,10 +119,21 @@ trait Feed: Send + 'static {
     fn live(&mut self, applied: AppliedEvent) -> Option<SseEvent>;
     /// Called when the node's buffer dropped events for this stream.
     fn lagged(&mut self);
+    /// The session of an authenticated stream, re-checked while it is open (`None`: a public
+    /// stream).
+    fn session(&mut self) -> Option<&mut SessionCheck> {
+        None
+    }
 
     fn next(&mut self) -> impl std::future::Future<Output = Option<SseEvent>> + Send {
         async move {
             loop {
+                // Checked before anything is sent, so a busy stream cannot outrun its session.
+                if let Some(session) = self.session().filter(|session| session.is_due()) {
+                    if !session.still_live().await {
+                        return None;
+                    }
+                }
                 if let Some(event) = self.queue().pop_front() {
                     return Some(event);
                 }
@@ -126,7 +143,17 @@ trait Feed: Send + 'static {
                         Step::End => return None,
                     }
                 }
-                match self.receiver().recv().await {
+                let check_due = self.session().map(|session| session.due());
+                let received = match check_due {
+                    None => self.receiver().recv().await,
+                    // Waiting is cut short when the session check is due; `recv` loses nothing
+                    // when it is cancelled.
+                    Some(due) => tokio::select! {
+                        received = self.receiver().recv() => received,
+                        () = tokio::time::sleep_until(due) => continue,
+                    },
+                };
+                match received {
                     Ok(applied) => {
                         if let Some(event) = self.live(applied) {
                             return Some(event);

@@ -3,8 +3,8 @@
 //! One node of the auction cluster as a process: its configuration ([`config`]), the
 //! node-to-node certificates (`auction-node certs`, [`certs`]), the runtime
 //! that opens its storage, starts every Raft group, serves node-to-node gRPC and the HTTP API
-//! of `auction-api`, and shuts down gracefully ([`runtime`]); the local 3-node cluster
-//! launcher ([`local_cluster`]).
+//! of `auction-api`, and shuts down gracefully ([`runtime`]); the check that the node's shard
+//! count is the cluster's ([`shards`]); the local 3-node cluster launcher ([`local_cluster`]).
 //!
 //! Binaries: `auction-node` (a node, or `auction-node local-cluster`) and `raft-bench` (bids
 //! through Raft on a 3-node loopback cluster). The HTTP tools (`auctionctl`, its load
@@ -19,3 +19,4 @@ pub mod certs;
 pub mod config;
 pub mod local_cluster;
 pub mod runtime;
+pub mod shards;

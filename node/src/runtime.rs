@@ -2,6 +2,8 @@
 //! with the cluster CA unless `--insecure-grpc`) and the HTTP server (the whole API of
 //! `auction-api`, operations endpoints included), and a graceful stop (servers first, then the
 //! groups, then the storage, so the log's last sync completes before the database closes).
+//! A node whose `--shards` is not the cluster's refuses to start, or stops once it learns the
+//! cluster's count by replication ([`crate::shards`], [`RunningNode::refused`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::NodeArgs;
+use crate::shards::{self, Agreement};
 
 /// How long a stop waits for in-flight work to release the storage before giving up.
 const STORAGE_RELEASE_WAIT_MS_MAX: u64 = 10_000;
@@ -38,6 +41,9 @@ pub struct RunningNode {
     http: Server,
     pub http_addr: std::net::SocketAddr,
     pub grpc_addr: std::net::SocketAddr,
+    /// Sends why the node must stop serving: the cluster's shard count, learnt after start,
+    /// is not this node's. `None` when the count was confirmed at start.
+    refusal: Option<oneshot::Receiver<anyhow::Error>>,
 }
 
 impl RunningNode {
@@ -52,8 +58,16 @@ impl RunningNode {
                 .context("node-to-node TLS: the server cannot use node.pem and node-key.pem")?;
         }
         let peers = args.peer_map()?;
-        let storage =
-            Arc::new(RocksStorage::open(&args.data_dir).context("opening the data directory")?);
+        let storage = RocksStorage::open(&args.data_dir).context("opening the data directory")?;
+        // A restart with another shard count stops here, before any group runs.
+        let agreement = match shards::check_storage(&storage, args.shards) {
+            Ok(agreement) => agreement,
+            Err(refusal) => {
+                let _ = storage.close();
+                return Err(refusal);
+            }
+        };
+        let storage = Arc::new(storage);
         let factory = tcp_channel_factory(&config.network);
         let host =
             Arc::new(RaftHost::start(config, storage, factory, Arc::new(SystemClock)).await?);
@@ -82,17 +96,36 @@ impl RunningNode {
             Ok(())
         });
 
-        let node = RunningNode {
+        let mut node = RunningNode {
             host,
             grpc,
             http,
             http_addr,
             grpc_addr,
+            refusal: None,
         };
         if args.init {
-            node.bootstrap(args, &peers).await?;
+            if let Err(error) = node.bootstrap(args, &peers).await {
+                let _ = node.stop().await;
+                return Err(error);
+            }
+        } else if agreement == Agreement::Unknown {
+            node.refusal = Some(shards::watch(node.host.clone(), args.shards));
         }
         Ok(node)
+    }
+
+    /// Resolves with the reason to stop when the node learns, after start, that the cluster's
+    /// shard count is not its own; never resolves otherwise.
+    pub async fn refused(&mut self) -> anyhow::Error {
+        match self.refusal.as_mut() {
+            Some(refusal) => match refusal.await {
+                Ok(error) => error,
+                // The watch ended without a refusal: the counts agree.
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
     }
 
     pub fn host(&self) -> &Arc<RaftHost<RocksStorage>> {
@@ -110,14 +143,22 @@ impl RunningNode {
         self.host
             .initialize(members)
             .await
-            .context("initialising the cluster")
+            .context("initialising the cluster")?;
+        // The first init records the shard count; a later one must name the same.
+        shards::record(&self.host, args.shards).await
     }
 
     /// Stops serving, stops the groups, then closes the storage.
     pub async fn stop(self) -> anyhow::Result<()> {
         let RunningNode {
-            host, grpc, http, ..
+            host,
+            grpc,
+            http,
+            refusal,
+            ..
         } = self;
+        // Ends the shard count watch, which holds the host.
+        drop(refusal);
         http.stop().await;
         grpc.stop().await;
         host.shutdown().await;

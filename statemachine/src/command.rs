@@ -184,6 +184,12 @@ pub enum Op {
 
     /// Leader housekeeping: close every due auction (bounded) and purge expired records.
     Tick,
+
+    /// Records the settings the cluster is initialised with (meta group); proposed by the node
+    /// that bootstraps the cluster, refused if the stored settings differ.
+    InitCluster {
+        shard_count: u32,
+    },
 }
 
 /// Which groups may apply an operation.
@@ -203,7 +209,8 @@ impl Op {
             | Op::CreateSession { .. }
             | Op::DeleteSession { .. }
             | Op::SetRole { .. }
-            | Op::BanUser { .. } => Placement::Meta,
+            | Op::BanUser { .. }
+            | Op::InitCluster { .. } => Placement::Meta,
             Op::Tick => Placement::Any,
             _ => Placement::Shard,
         }
@@ -232,7 +239,11 @@ impl Op {
             Op::BanUser { admin, .. } => Some(*admin),
             Op::SetRole { actor, .. } => *actor,
             Op::CreateSession { user_id, .. } => Some(*user_id),
-            Op::SyncBan { .. } | Op::RegisterUser(_) | Op::DeleteSession { .. } | Op::Tick => None,
+            Op::SyncBan { .. }
+            | Op::RegisterUser(_)
+            | Op::DeleteSession { .. }
+            | Op::Tick
+            | Op::InitCluster { .. } => None,
         }
     }
 
@@ -257,6 +268,7 @@ impl Op {
             Op::SetRole { .. } => "set_role",
             Op::BanUser { .. } => "ban_user",
             Op::Tick => "tick",
+            Op::InitCluster { .. } => "init_cluster",
         }
     }
 

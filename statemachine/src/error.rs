@@ -34,7 +34,7 @@ pub enum Rejection {
     AuctionCancelled,
     #[error("the seller cannot bid on their own auction")]
     SellerCannotBid,
-    #[error("this user is banned from bidding")]
+    #[error("this user is banned")]
     UserBanned,
     #[error("invalid amount: {reason}")]
     InvalidAmount { reason: String },

@@ -25,6 +25,11 @@ pub const USER: u8 = b'P';
 pub const USER_EMAIL: u8 = b'Q';
 pub const SESSION: u8 = b'T';
 pub const SESSION_EXPIRY: u8 = b't';
+/// A user's sessions in creation order, `[R][user][created at][token hash]`: a ban ends them
+/// all in one bounded scan (`meta::SESSIONS_PER_USER_MAX`).
+pub const USER_SESSION: u8 = b'R';
+/// The cluster settings fixed at init (`meta::ClusterSettings`), meta group only.
+pub const CLUSTER_SETTINGS: &[u8] = b"G";
 pub const AUCTION_EVENT: u8 = b'V';
 /// The latest event sequence number of an auction (a point read instead of a scan per event).
 pub const AUCTION_EVENT_HEAD: u8 = b'v';
@@ -164,6 +169,22 @@ pub fn session(token_hash: &[u8]) -> Vec<u8> {
 
 pub fn session_expiry(expires_at: TimestampMs, token_hash: &[u8]) -> Vec<u8> {
     key(SESSION_EXPIRY, &[&time_bytes(expires_at), token_hash])
+}
+
+pub fn user_sessions_prefix(user: UserId) -> Vec<u8> {
+    key(USER_SESSION, &[user.as_bytes()])
+}
+
+pub fn user_session(user: UserId, created_at: TimestampMs, token_hash: &[u8]) -> Vec<u8> {
+    key(
+        USER_SESSION,
+        &[user.as_bytes(), &time_bytes(created_at), token_hash],
+    )
+}
+
+/// The token hash at the end of a [`user_session`] key.
+pub fn user_session_token(key: &[u8]) -> Option<&[u8]> {
+    key.get(1 + 16 + 8..).filter(|token| !token.is_empty())
 }
 
 /// The trailing 16 bytes of a key as a UUID-based id (index keys end with the id they point to).

@@ -188,6 +188,7 @@ fn dispatch<S: KvStore>(ctx: &mut Ctx<'_, S>, op: &Op) -> OpResult {
             admin,
         } => meta::ban(ctx, *user_id, *banned, reason.as_deref(), *admin),
         Op::Tick => tick::tick(ctx),
+        Op::InitCluster { shard_count } => meta::init_cluster(ctx, *shard_count),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::ids::{AuctionId, TimestampMs};
 use crate::keys;
 use crate::kv::{KvStore, StoreError};
-use crate::model::{Auction, Phase};
+use crate::model::{Auction, Phase, Session};
 use crate::outcome::Outcome;
 
 /// Most auctions one tick closes.
@@ -102,6 +102,17 @@ pub fn purge_expired_sessions(
     now: TimestampMs,
     max: usize,
 ) -> Result<u32, StoreError> {
+    // A session's per-user index entry is named by the session record: drop it first.
+    for (key, _) in kv.scan(&[keys::SESSION_EXPIRY], None, max)? {
+        let token_hash = key.get(1 + 8..).unwrap_or_default();
+        if keys::time_at(&key, 1).is_none_or(|expires_at| expires_at > now) {
+            break;
+        }
+        if let Some(session) = load::<Session>(&*kv, &keys::session(token_hash))? {
+            let index = keys::user_session(session.user_id, session.created_at, token_hash);
+            kv.delete(&index)?;
+        }
+    }
     purge_expired(kv, keys::SESSION_EXPIRY, keys::session, now, max)
 }
 

@@ -3,7 +3,8 @@
 //! Notifications are stored per user in the shard that raised them, numbered by that shard's
 //! notification sequence (part of the notification's id). The event id is the stream's position
 //! in every shard, `"1:17,2:5,3:0"` ([`Cursor`]); a resumed stream reads each shard's
-//! notifications above its position, sends them oldest first, then the live ones.
+//! notifications above its position, sends them oldest first, then the live ones. The stream
+//! ends when its session does (see `session_check`).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -18,7 +19,9 @@ use axum::response::sse::Event as SseEvent;
 use serde_json::json;
 use tokio::sync::broadcast::Receiver;
 
-use super::{into_sse, last_event_id, malformed_id, named, resync, EventStream, Feed, Step};
+use super::{
+    into_sse, last_event_id, malformed_id, named, resync, EventStream, Feed, SessionCheck, Step,
+};
 use crate::auth::CurrentUser;
 use crate::error::ApiResult;
 use crate::extract::Consistency;
@@ -94,6 +97,7 @@ pub async fn user<S: NodeStorage>(
         .collect::<ApiResult<Vec<_>>>()?;
     let mut feed = UserFeed::<S> {
         readers,
+        session: SessionCheck::new(&app, current.token_hash),
         user,
         receiver,
         cursor: heads.clone(),
@@ -194,6 +198,8 @@ fn missed<R: KvRead>(
 
 struct UserFeed<S: NodeStorage> {
     readers: Vec<(GroupId, GroupReader<S>)>,
+    /// The stream ends with its session (a logout or a ban).
+    session: SessionCheck,
     user: UserId,
     receiver: Receiver<AppliedEvent>,
     cursor: Cursor,
@@ -262,5 +268,9 @@ impl<S: NodeStorage> Feed for UserFeed<S> {
 
     fn lagged(&mut self) {
         self.catching_up = true;
+    }
+
+    fn session(&mut self) -> Option<&mut SessionCheck> {
+        Some(&mut self.session)
     }
 }

@@ -2,9 +2,12 @@
 //! read the audit log. Every route needs the admin role, except granting a role, which the
 //! cluster admin token (`X-Admin-Token`) may also do: that is how the first admin is made.
 //!
-//! A ban is decided in the meta group and then copied to every shard (`SyncBan`), where bids
+//! A ban is decided in the meta group, which ends the user's sessions in the same command, and
+//! then copied to every shard (`SyncBan`), where bids, listings and admin actions on auctions
 //! are checked. If copying fails part-way the request answers 503 and repeating it is safe
-//! (both commands are idempotent in effect).
+//! (both commands are idempotent in effect). A banned admin keeps the role but cannot use it
+//! until unbanned: the meta group and the shards refuse their actions (`403 USER_BANNED`), and
+//! their session is refused on every node within the session lease.
 
 use std::collections::HashMap;
 

@@ -10,6 +10,9 @@ use auction_node::runtime::RunningNode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// Longest a node that refuses to serve waits for its groups to stop before it exits.
+const REFUSAL_STOP_WAIT_MS_MAX: u64 = 10_000;
+
 #[derive(Parser)]
 #[command(
     name = "auction-node",
@@ -50,15 +53,34 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: NodeArgs) -> anyhow::Result<()> {
-    let node = RunningNode::start(&args)
+    let mut node = RunningNode::start(&args)
         .await
         .with_context(|| format!("starting node {}", args.id))?;
     tracing::info!(id = args.id, http = %node.http_addr, grpc = %node.grpc_addr, "node started");
-    shutdown_signal().await;
+    let refusal = tokio::select! {
+        () = shutdown_signal() => None,
+        refusal = node.refused() => Some(refusal),
+    };
+    if let Some(refusal) = refusal {
+        return refuse(node, args.id, refusal).await;
+    }
     tracing::info!("stopping");
     node.stop().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Stops a node that must not serve (bounded: a node refusing to serve must not linger) and
+/// exits with the reason.
+async fn refuse(node: RunningNode, id: u64, refusal: anyhow::Error) -> anyhow::Result<()> {
+    tracing::error!(%refusal, "refusing to serve");
+    let stop_wait = std::time::Duration::from_millis(REFUSAL_STOP_WAIT_MS_MAX);
+    if tokio::time::timeout(stop_wait, node.stop()).await.is_err() {
+        // The groups did not stop in time: the process ends anyway, as a kill would end it.
+        eprintln!("Error: node {id} refuses to serve: {refusal:#}");
+        std::process::exit(1);
+    }
+    Err(refusal.context(format!("node {id} refuses to serve")))
 }
 
 /// Ctrl-C or SIGTERM.

@@ -1,6 +1,7 @@
 //! Admin actions on auctions (cancel or extend any open auction) and the shard copy of bans.
 //!
 //! The caller (the API) has checked that the actor is an admin: roles live in the meta group.
+//! A banned admin is refused here too (`USER_BANNED`), from this shard's copy of the ban.
 //! Each action is written to this shard's audit log in the same command, so an action can never
 //! happen without its audit entry.
 
@@ -37,6 +38,7 @@ pub(crate) fn cancel<S: KvStore>(
     reason: &str,
 ) -> OpResult {
     check_cancel_reason(reason)?;
+    super::ensure_not_banned(ctx, admin)?;
     let mut auction = super::load(ctx, auction_id)?;
     match auction.phase {
         Phase::Cancelled => return Err(Rejection::AuctionCancelled.into()),
@@ -60,6 +62,7 @@ pub(crate) fn extend<S: KvStore>(
     admin: UserId,
     end_time: TimestampMs,
 ) -> OpResult {
+    super::ensure_not_banned(ctx, admin)?;
     let mut auction = super::load(ctx, auction_id)?;
     auction
         .ensure_active(ctx.now)

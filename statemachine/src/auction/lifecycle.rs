@@ -1,4 +1,5 @@
 //! Creating an auction, and the seller's edit and cancel (allowed only before the first bid).
+//! A banned user can do none of these (`403 USER_BANNED`, RULES.md rule 35).
 
 use crate::command::{AuctionChanges, NewAuction};
 use crate::ctx::{Ctx, OpResult};
@@ -13,6 +14,7 @@ use crate::pricing::Pricing;
 use super::listing;
 
 pub(crate) fn create<S: KvStore>(ctx: &mut Ctx<'_, S>, new: &NewAuction) -> OpResult {
+    super::ensure_not_banned(ctx, new.seller_id)?;
     if ctx.kv.get(&keys::auction(new.auction_id))?.is_some() {
         return Err(Rejection::validation("id", "an auction with this id already exists").into());
     }
@@ -43,7 +45,8 @@ pub(crate) fn create<S: KvStore>(ctx: &mut Ctx<'_, S>, new: &NewAuction) -> OpRe
     Ok(Outcome::Auction(Box::new(auction)))
 }
 
-/// Loads an auction its seller wants to change: it must be theirs, open, and without bids.
+/// Loads an auction its seller wants to change: it must be theirs, the seller not banned, open,
+/// and without bids.
 fn load_for_seller<S: KvStore>(
     ctx: &Ctx<'_, S>,
     auction_id: AuctionId,
@@ -53,6 +56,7 @@ fn load_for_seller<S: KvStore>(
     if auction.seller_id != actor {
         return Err(Rejection::forbidden("only the seller can change this auction").into());
     }
+    super::ensure_not_banned(ctx, actor)?;
     match auction.phase {
         Phase::Cancelled => return Err(Rejection::AuctionCancelled.into()),
         Phase::Sold | Phase::Unsold => return Err(Rejection::AuctionEnded.into()),
