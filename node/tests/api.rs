@@ -145,6 +145,13 @@ mod scenario {
     }
 
     #[test]
+    fn a_create_retried_with_its_key_on_any_node_makes_one_auction() {
+        run_with_users("create-retry", |ctx| async move {
+            super::a_create_retried_with_its_key_on_any_node_makes_one_auction(&ctx).await
+        });
+    }
+
+    #[test]
     fn admin_and_rbac() {
         run_with_users(
             "rbac",
@@ -1168,6 +1175,62 @@ async fn sse_events_arrive_on_another_node(ctx: &Ctx<'_>) {
         .get(ctx.url(0, "/users/me/events"), None)
         .await
         .expect_error(401, "UNAUTHORIZED");
+}
+
+async fn a_create_retried_with_its_key_on_any_node_makes_one_auction(ctx: &Ctx<'_>) {
+    let body = json!({ "title": "Retried lot", "startingPrice": "5.00", "durationSeconds": 3600 });
+    let key = [("x-idempotency-key", "create-once")];
+    let create = |node: usize| {
+        ctx.client.call(
+            Method::POST,
+            ctx.url(node, "/auctions"),
+            Some(&ctx.seller.1),
+            Some(body.clone()),
+            &key,
+        )
+    };
+    let first = create(0).await.expect(201);
+    let id = first["auction"]["id"].clone();
+    for node in [1, 2, 0] {
+        let retried = create(node).await.expect(200);
+        assert_eq!(retried["auction"]["id"], id, "node {node} answers the first auction");
+    }
+    // Another seller's key of the same text is another request.
+    let other = ctx
+        .client
+        .call(
+            Method::POST,
+            ctx.url(1, "/auctions"),
+            Some(&ctx.alice.1),
+            Some(body.clone()),
+            &key,
+        )
+        .await
+        .expect(201);
+    assert_ne!(other["auction"]["id"], id);
+    // The same key with another listing is a reuse, not a second auction.
+    ctx.client
+        .call(
+            Method::POST,
+            ctx.url(2, "/auctions"),
+            Some(&ctx.seller.1),
+            Some(json!({ "title": "Other lot", "startingPrice": "5.00", "durationSeconds": 3600 })),
+            &key,
+        )
+        .await
+        .expect_error(409, "IDEMPOTENCY_KEY_REUSED");
+    let mine = ctx
+        .client
+        .get(ctx.url(1, "/users/me/auctions"), Some(&ctx.seller.1))
+        .await
+        .expect(200);
+    let retried_lots = mine["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|item| item["title"] == "Retried lot")
+        .count();
+    assert_eq!(retried_lots, 1, "one auction for one key: {mine}");
 }
 
 async fn admin_and_rbac(ctx: &Ctx<'_>) {

@@ -8,13 +8,14 @@ use std::collections::HashMap;
 
 use auction_raft::host::NodeStorage;
 use auction_statemachine::{
-    query, AntiSnipeSpec, AuctionChanges, AuctionId, NewAuction, Op, Outcome, RequestId,
+    query, AntiSnipeSpec, AuctionChanges, AuctionId, NewAuction, Op, Outcome, RequestId, UserId,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use sha2::Digest;
 use serde_json::{json, Map, Value};
 
 use crate::auth::{CurrentUser, MaybeUser};
@@ -98,8 +99,9 @@ pub async fn create<S: NodeStorage>(
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
     let new = NewAuction {
-        auction_id: AuctionId(new_uuid()),
+        auction_id: new_auction_id(current.user.id, key.as_deref()),
         seller_id: current.user.id,
         title: body.title,
         description: body.description,
@@ -123,12 +125,30 @@ pub async fn create<S: NodeStorage>(
         }),
     };
     let group = app.shard_of(new.auction_id);
-    let key = idempotency_key(&headers)?;
     let written = app
         .write(group, RequestId(new_uuid()), key, Op::CreateAuction(new))
         .await?;
     let status = created_status(&written);
     auction_answer(&app, written, status, Viewer::of(&current.user))
+}
+
+/// A new auction's id: random, or, for a request with an idempotency key, derived from the
+/// seller and the key (a version 8 UUID of their SHA-256), so a retry names the same auction
+/// and so reaches the same shard, where the key's recorded outcome answers it. (A random id
+/// would send the retry to another shard, which knows nothing of the key, and create the
+/// auction twice.)
+fn new_auction_id(seller: UserId, key: Option<&str>) -> AuctionId {
+    let Some(key) = key else {
+        return AuctionId(new_uuid());
+    };
+    let mut digest = sha2::Sha256::new();
+    digest.update(b"auction-id\0");
+    digest.update(seller.0.as_bytes());
+    digest.update(key.as_bytes());
+    let digest = digest.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    AuctionId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }
 
 fn viewer(user: &MaybeUser) -> Viewer {
