@@ -17,7 +17,8 @@
 //! tokens, roles), [`listing`] (filters, sort, cursors), [`events`] (SSE), [`ops`] (health,
 //! readiness, cluster status).
 //!
-//! Rate limits: [`limits`] (per user for bids, per client IP for everything).
+//! Rate limits: [`limits`] (bids per user and login attempts per account, cluster-wide through
+//! one owner node per key; requests per client IP, per node).
 //!
 //! Metrics: [`metrics`] (`GET /metrics`, Prometheus text).
 //!
@@ -111,7 +112,7 @@ pub struct Written {
 
 impl<S: NodeStorage> App<S> {
     pub fn new(host: Arc<RaftHost<S>>, config: ApiConfig) -> SharedApp<S> {
-        let limits = limits::RateLimits::new(config.rate_limits);
+        let limits = limits::RateLimits::new(config.rate_limits, &*host);
         let secrets = auth::RequestSecrets::new(config.password_hashing, config.entropy);
         Arc::new(App {
             host,
