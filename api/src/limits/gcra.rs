@@ -55,5 +55,5 @@ pub fn seconds_up(wait: Duration) -> u64 {
 /// A wait in milliseconds, rounded up, saturating.
 pub fn millis_up(wait: Duration) -> u64 {
     let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-    millis.saturating_add(u64::from(wait.subsec_nanos() % 1_000_000 > 0))
+    millis.saturating_add(u64::from(!wait.subsec_nanos().is_multiple_of(1_000_000)))
 }

@@ -78,11 +78,15 @@ pub fn fallback_share(quota: u32, voters: usize) -> u32 {
     quota / voters
 }
 
+/// A fallback bid limit and the number of voters its share was computed for (`None`: a share
+/// of 0).
+type SharedLimit = (usize, Option<Arc<Limit<Vec<u8>>>>);
+
 /// This node's own conservative budgets, rebuilt when the number of voters changes.
 pub struct Fallback {
     bids_per_minute: u32,
     login: LoginBackoffConfig,
-    bids: Mutex<(usize, Option<Arc<Limit<Vec<u8>>>>)>,
+    bids: Mutex<SharedLimit>,
     logins: Mutex<(usize, LoginTable)>,
 }
 
