@@ -17,9 +17,10 @@
 //! tokens, roles), [`listing`] (filters, sort, cursors), [`events`] (SSE), [`ops`] (health,
 //! readiness, cluster status).
 //!
-//! Rate limits: [`limits`] (per user for bids, per client IP for everything). The HTTP edge:
-//! [`server`] (connection bound, header and idle timeouts), [`streams`] (SSE caps per node and
-//! per client), [`deadline`] (the backstop on every answer), bodies bounded in size and time
+//! Rate limits: [`limits`] (bids per user and login attempts per account, cluster-wide through
+//! one owner node per key; requests per client IP, per node). The HTTP edge: [`server`]
+//! (connection bound, header and idle timeouts), [`streams`] (SSE caps per node and per
+//! client), [`deadline`] (the backstop on every answer), bodies bounded in size and time
 //! ([`extract`]), password hashes bounded per node ([`auth`]).
 //!
 //! Metrics: [`metrics`] (`GET /metrics`, Prometheus text).
@@ -128,7 +129,7 @@ pub struct Written {
 
 impl<S: NodeStorage> App<S> {
     pub fn new(host: Arc<RaftHost<S>>, config: ApiConfig) -> SharedApp<S> {
-        let limits = limits::RateLimits::new(config.rate_limits);
+        let limits = limits::RateLimits::new(config.rate_limits, &*host);
         let secrets = auth::RequestSecrets::new(config.password_hashing, config.entropy);
         let streams =
             streams::StreamCaps::new(config.sse_streams_max, config.sse_streams_per_client_max);

@@ -1,7 +1,10 @@
 //! `GET /metrics` in the Prometheus text format: HTTP requests by route, method and status,
 //! request latency histograms by route, bids answered by kind and outcome code
 //! (`auction_bids_total`), open SSE streams by route, and per Raft group: term, known leader,
-//! whether this node leads, last log and applied indexes.
+//! whether this node leads, last log and applied indexes, and the cluster-wide rate limits:
+//! checks by who answered (`auction_rate_limit_checks_total`: the key's owner, its runner-up,
+//! or this node's fallback share), asks sent to other nodes by result
+//! (`auction_rate_limit_peer_asks_total`) and refusals (`auction_rate_limit_refusals_total`).
 //!
 //! Labels come from the matched route template (`/api/v1/auctions/{id}`), never from the raw
 //! path, and from static codes, so the number of series is bounded by the routes and codes.
@@ -29,6 +32,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
+use crate::limits::{Checked, Counters, Via};
 use crate::SharedApp;
 
 /// Upper bounds of the latency buckets, in ms.
@@ -310,10 +314,50 @@ fn render_wal_syncs(out: &mut String, counters: &SyncCounters) {
     let _ = writeln!(out, "{name}_count {total}");
 }
 
+/// The checks of the cluster-wide limits by how they were answered, and the refusals.
+fn render_rate_limits(out: &mut String, counters: &Counters) {
+    let name = "auction_rate_limit_checks_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Checks of the cluster-wide rate limits, by limit and by who answered: the key's owner, its runner-up, or this node's fallback share.\n# TYPE {name} counter"
+    );
+    for checked in Checked::ALL {
+        for via in Via::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{limit=\"{}\",via=\"{}\"}} {}",
+                checked.label(),
+                via.label(),
+                counters.checks(checked, via)
+            );
+        }
+    }
+    let (answered, failed) = counters.peer_asks();
+    let name = "auction_rate_limit_peer_asks_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Budget asks this node sent to a key's owner (or runner-up) on another node, by result.\n# TYPE {name} counter\n{name}{{result=\"answered\"}} {answered}\n{name}{{result=\"failed\"}} {failed}"
+    );
+    let name = "auction_rate_limit_refusals_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Requests refused by a cluster-wide rate limit, by limit.\n# TYPE {name} counter"
+    );
+    for checked in Checked::ALL {
+        let _ = writeln!(
+            out,
+            "{name}{{limit=\"{}\"}} {}",
+            checked.label(),
+            counters.refused(checked)
+        );
+    }
+}
+
 /// `GET /metrics`.
 pub async fn render<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response {
     let mut out = String::new();
     app.metrics.render(&mut out);
+    render_rate_limits(&mut out, app.limits.counters());
     let node = app.host.node_id();
     let (mut term, mut leader, mut leading, mut last_log, mut applied) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -441,6 +485,23 @@ mod tests {
         assert_eq!(accepted_code(true, &outcome), "replayed");
         outcome.winning = false;
         assert_eq!(accepted_code(false, &outcome), "outbid");
+    }
+
+    #[test]
+    fn rate_limit_checks_render_by_limit_and_answerer() {
+        let counters = Counters::default();
+        counters.count(Checked::Bid, Via::Owner, false);
+        counters.count(Checked::Bid, Via::Owner, true);
+        counters.count(Checked::Login, Via::Fallback, false);
+        counters.count_peer_ask(true);
+        let mut out = String::new();
+        render_rate_limits(&mut out, &counters);
+        assert!(out.contains("auction_rate_limit_checks_total{limit=\"bid\",via=\"owner\"} 2"));
+        assert!(out.contains("auction_rate_limit_checks_total{limit=\"bid\",via=\"runner_up\"} 0"));
+        assert!(out.contains("auction_rate_limit_peer_asks_total{result=\"answered\"} 1"));
+        assert!(out.contains("auction_rate_limit_checks_total{limit=\"login\",via=\"fallback\"} 1"));
+        assert!(out.contains("auction_rate_limit_refusals_total{limit=\"bid\"} 1"));
+        assert!(out.contains("auction_rate_limit_refusals_total{limit=\"login\"} 0"));
     }
 
     fn stream_response() -> Response {

@@ -65,9 +65,17 @@ pub struct NodeArgs {
     /// Mark the session cookie `Secure` (when the API is served over TLS).
     #[arg(long, env = "AUCTION_COOKIE_SECURE")]
     pub cookie_secure: bool,
-    /// Bids (manual, proxy, buy now) per user per minute on this node; 0 disables the limit.
+    /// Bids (manual, proxy, buy now) per user per minute, cluster-wide (every node must use
+    /// the same value); 0 disables the limit.
     #[arg(long, env = "AUCTION_BID_RATE_PER_MINUTE", default_value_t = 10)]
     pub bid_rate_per_minute: u32,
+    /// Login attempts per account before waits begin, cluster-wide; 0 disables the backoff.
+    #[arg(long, env = "AUCTION_LOGIN_ATTEMPTS_FREE", default_value_t = 5)]
+    pub login_attempts_free: u32,
+    /// The first wait after the free login attempts, in ms; each further attempt doubles it
+    /// (at most 15 minutes).
+    #[arg(long, env = "AUCTION_LOGIN_BACKOFF_MIN_MS", default_value_t = 1_000)]
+    pub login_backoff_min_ms: u64,
     /// Requests per client IP per minute on this node; 0 disables the limit.
     #[arg(long, env = "AUCTION_IP_RATE_PER_MINUTE", default_value_t = 1_200)]
     pub ip_rate_per_minute: u32,
@@ -130,6 +138,9 @@ impl NodeArgs {
             rate_limits: auction_api::limits::RateLimitConfig {
                 bids_per_minute_per_user: self.bid_rate_per_minute,
                 requests_per_minute_per_ip: self.ip_rate_per_minute,
+                login_attempts_free: self.login_attempts_free,
+                login_backoff_min_ms: self.login_backoff_min_ms,
+                ..auction_api::limits::RateLimitConfig::default()
             },
             ..auction_api::ApiConfig::default()
         }

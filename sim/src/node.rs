@@ -68,10 +68,7 @@ impl HostRegistry {
 ///   (a restarted node must not mint its previous life's ids again).
 pub fn api_config(config: &SimConfig, id: u64, incarnation: u64) -> ApiConfig {
     ApiConfig {
-        rate_limits: RateLimitConfig {
-            bids_per_minute_per_user: 0,
-            requests_per_minute_per_ip: 0,
-        },
+        rate_limits: RateLimitConfig::disabled(),
         password_hashing: PasswordHashing {
             memory_kib: 8,
             iterations: 1,

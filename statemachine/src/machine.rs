@@ -219,6 +219,38 @@ pub mod planted {
     }
 }
 
+/// What apply would answer to `op` sent again with the idempotency `key`, if the key has a
+/// record: the first result (a replay), or `IDEMPOTENCY_KEY_REUSED` when the key was used for a
+/// different request. The same lookup apply makes, for a reader that wants the answer without
+/// proposing (the API's rate limit answers a recorded retry instead of refusing it).
+pub fn recorded_answer<R: KvRead>(
+    kv: &R,
+    op: &Op,
+    key: &str,
+) -> Result<Option<Applied>, StoreError> {
+    let Some(found) = DedupKey::idempotency(op, key).lookup(kv, op)? else {
+        return Ok(None);
+    };
+    let meta: MachineMeta = load(kv, keys::MACHINE_META)?.unwrap_or_default();
+    Ok(Some(match found {
+        Found::Replay {
+            result,
+            effective_ts,
+        } => Applied {
+            result,
+            replayed: true,
+            effective_ts,
+            events: Vec::new(),
+        },
+        Found::KeyReused => Applied {
+            result: Err(Rejection::IdempotencyKeyReused),
+            replayed: false,
+            effective_ts: meta.last_applied_ts,
+            events: Vec::new(),
+        },
+    }))
+}
+
 /// The first result of a de-duplicated write, returned again to every retry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupRecord {
@@ -246,16 +278,7 @@ struct DedupKey {
 impl DedupKey {
     fn of(command: &Command) -> DedupKey {
         match &command.idempotency_key {
-            Some(key) => {
-                let actor = command.op.actor().map(|user| user.0).unwrap_or_default();
-                let mut bytes = vec![1u8];
-                bytes.extend_from_slice(actor.as_bytes());
-                bytes.extend_from_slice(key.as_bytes());
-                DedupKey {
-                    bytes,
-                    retention_ms: IDEMPOTENCY_KEY_RETENTION_MS,
-                }
-            }
+            Some(key) => DedupKey::idempotency(&command.op, key),
             None => {
                 let mut bytes = vec![2u8];
                 bytes.extend_from_slice(command.request_id.as_bytes());
@@ -264,6 +287,18 @@ impl DedupKey {
                     retention_ms: REQUEST_DEDUP_RETENTION_MS,
                 }
             }
+        }
+    }
+
+    /// The identity of a client's idempotency key, scoped to the operation's actor.
+    fn idempotency(op: &Op, key: &str) -> DedupKey {
+        let actor = op.actor().map(|user| user.0).unwrap_or_default();
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(actor.as_bytes());
+        bytes.extend_from_slice(key.as_bytes());
+        DedupKey {
+            bytes,
+            retention_ms: IDEMPOTENCY_KEY_RETENTION_MS,
         }
     }
 

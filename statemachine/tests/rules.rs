@@ -1018,6 +1018,42 @@ fn the_same_key_for_a_different_request_is_refused() {
 }
 
 #[test]
+fn a_reader_finds_the_answer_a_keyed_retry_would_get_without_proposing_it() {
+    use auction_statemachine::machine::recorded_answer;
+    let mut w = World::shard();
+    let lot = w.create(|_| {});
+    let bid = |amount: &str| Op::PlaceBid {
+        auction_id: lot,
+        bidder: ALICE,
+        amount: amount.to_owned(),
+    };
+    assert_eq!(
+        recorded_answer(&w.kv, &bid("25"), "key-1").expect("read"),
+        None,
+        "nothing is recorded before the first application"
+    );
+    let first = w.run_keyed(bid("25"), "key-1");
+    let found = recorded_answer(&w.kv, &bid("25"), "key-1")
+        .expect("read")
+        .expect("recorded");
+    assert!(found.replayed);
+    assert_eq!(found.result, first.result, "the first outcome");
+    assert_eq!(found.effective_ts, first.effective_ts);
+    let reused = recorded_answer(&w.kv, &bid("99"), "key-1")
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(
+        reused.result.map(|_| ()),
+        Err(Rejection::IdempotencyKeyReused)
+    );
+    assert_eq!(
+        recorded_answer(&w.kv, &bid("25"), "key-2").expect("read"),
+        None,
+        "another key has no record"
+    );
+}
+
+#[test]
 fn the_same_request_applied_twice_is_applied_once() {
     let mut w = World::shard();
     let lot = w.create(|_| {});

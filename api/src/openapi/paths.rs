@@ -31,7 +31,10 @@ pub(super) fn register() {}
         description = "Logged in; also sets the `session` cookie", body = LoginAnswer),
         (status = 400, body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 422, body = ErrorBody),
+        (status = 429, description = "Too many attempts on this account; see `Retry-After`",
+            body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub(super) fn login() {}
 
 /// End this session

@@ -25,8 +25,8 @@ use crate::extract::{
     Consistency,
 };
 use crate::listing::{self, Cursor, Filter, Sort};
-use crate::metrics;
 use crate::views::{self, Viewer};
+use crate::{limits, metrics};
 use crate::{new_uuid, SharedApp, Written};
 
 /// The id in the path; a text that is not a UUID names no auction.
@@ -284,15 +284,20 @@ async fn place<S: NodeStorage>(
 ) -> ApiResult<Response> {
     let kind = metrics::BidKind::of(&op);
     let refused = |error: &ApiError| app.metrics.record_bid(kind, error.code);
-    if let Some(bidder) = op.actor() {
-        app.limits.check_bid(bidder).inspect_err(refused)?;
-    }
     let key = idempotency_key(headers).inspect_err(refused)?;
-    // The request id is the bid id; a replay answers with the first bid's id.
-    let written = app
-        .write(app.shard_of(id), RequestId(new_uuid()), key, op)
+    let group = app.shard_of(id);
+    // The limit comes after the key: a retry with a recorded outcome gets it, never 429.
+    let recorded = limits::bid_or_recorded(app, group, &op, key.as_deref())
         .await
         .inspect_err(refused)?;
+    let written = match recorded {
+        Some(written) => written,
+        // The request id is the bid id; a replay answers with the first bid's id.
+        None => app
+            .write(group, RequestId(new_uuid()), key, op)
+            .await
+            .inspect_err(refused)?,
+    };
     let status = created_status(&written);
     let now = app.now_ms().max(written.effective_ts);
     match written.outcome {

@@ -73,6 +73,7 @@ pub async fn login<S: NodeStorage>(
     ApiJson(body): ApiJson<Login>,
 ) -> ApiResult<Response> {
     let refused = || ApiError::unauthorized("wrong email or password");
+    let attempt = app.limits.begin_login(&*app.host, &body.email).await?;
     // Linearizable: a user registered a moment ago through another node can log in.
     let meta = app.reader(META_GROUP, Consistency::Linearizable).await?;
     let user = query::user_by_email(&meta, &body.email)?;
@@ -84,6 +85,7 @@ pub async fn login<S: NodeStorage>(
     if !auth::verify_password(body.password, user.password_hash.clone()).await? {
         return Err(refused());
     }
+    app.limits.login_succeeded(&*app.host, attempt).await;
     let (token, token_hash) = auth::new_token();
     let expires_at = app.now_ms() + app.config.session_ttl_ms;
     let op = Op::CreateSession {

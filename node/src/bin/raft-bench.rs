@@ -68,6 +68,8 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         sse_streams_per_client_max: 16,
         bid_rate_per_minute: 0,
         ip_rate_per_minute: 0,
+        login_attempts_free: 0,
+        login_backoff_min_ms: 1_000,
         // Measured as deployed: node-to-node mutual TLS (certificates made by `main`).
         tls_dir: Some(auction_raft::network::certs::node_dir(&dir.join("tls"), id)),
         insecure_grpc: false,

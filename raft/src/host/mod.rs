@@ -11,11 +11,13 @@
 //! machine applies a request id (or a client's idempotency key) at most once.
 //!
 //! Cluster administration from any node (membership, leader transfer, snapshots, digests of
-//! replicas) is in [`cluster`].
+//! replicas) is in [`cluster`]. Rate-limit budgets owned by one node per key, asked over gRPC
+//! and never replicated, are in [`budget`].
 //!
 //! Not done yet: groups are fixed at start (every node hosts every group); a node removed from
 //! a group keeps its copy of the data.
 
+pub mod budget;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -101,6 +103,7 @@ pub(crate) struct HostInner<S: NodeStorage> {
     channel_factory: ChannelFactory,
     peer_channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
     forwarders: forward::Forwarders,
+    budgets: budget::Budgets,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<AppliedEvent>,
     shutdown: watch::Sender<bool>,
@@ -169,6 +172,7 @@ impl<S: NodeStorage> RaftHost<S> {
             channel_factory,
             peer_channels: std::sync::Mutex::new(BTreeMap::new()),
             forwarders: forward::Forwarders::default(),
+            budgets: budget::Budgets::default(),
             clock,
             events,
             shutdown,
@@ -328,6 +332,29 @@ impl<S: NodeStorage> RaftHost<S> {
     /// A reader of this node's replica, which may lag behind the leader.
     pub fn local_reader(&self, group: GroupId) -> Result<GroupReader<S>, HostError> {
         self.inner.group(group).map(|group| group.reader.clone())
+    }
+
+    /// Registers what keeps the rate-limit budgets this node owns (see [`budget`]); `false`
+    /// if one is registered already.
+    pub fn register_budget_keeper(&self, keeper: Arc<dyn budget::BudgetKeeper>) -> bool {
+        self.inner.budgets.register(keeper)
+    }
+
+    /// The meta group's voters as this node knows them, in the order they own a budget key
+    /// (the first is the owner).
+    pub fn budget_owners(&self, key: &[u8]) -> Vec<budget::BudgetOwner> {
+        budget::owners(&self.inner, key)
+    }
+
+    /// Takes one unit of a budget from its owner (this node's keeper, or one RPC within
+    /// `timeout`); an error when the owner could not be asked.
+    pub async fn ask_budget(
+        &self,
+        owner: &budget::BudgetOwner,
+        ask: &budget::BudgetAsk,
+        timeout: std::time::Duration,
+    ) -> Result<budget::BudgetAnswer, budget::BudgetAskError> {
+        budget::ask(&self.inner, owner, ask, timeout).await
     }
 
     /// The gRPC services every node serves to its peers: Raft, client forwarding, admin.

@@ -6,6 +6,8 @@
 //!   `not_leader` with the leader this node knows, so the sender re-routes at once.
 //! - `ReadBarrier`: on a group leader, the `ReadIndex` log id a reader elsewhere must have
 //!   applied before a linearizable read ([`read_barrier`]); `not_leader` elsewhere.
+//! - `TakeBudget`: one unit of a rate-limit budget this node owns, answered by the keeper the
+//!   API registered ([`super::budget`]); `UNAVAILABLE` before one is registered.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -13,7 +15,7 @@ use std::sync::{Arc, Weak};
 use auction_proto::client::client_service_server::{ClientService, ClientServiceServer};
 use auction_proto::client::{
     forward_outcome, read_barrier_reply, ForwardBatchReply, ForwardBatchRequest, ForwardOutcome,
-    NotLeader, ReadBarrierReply, ReadBarrierRequest, Refusal,
+    NotLeader, ReadBarrierReply, ReadBarrierRequest, Refusal, TakeBudgetReply, TakeBudgetRequest,
 };
 use auction_proto::Bytes;
 use openraft::alias::LogIdOf;
@@ -154,6 +156,15 @@ impl<S: NodeStorage> ClientService for ClientGrpcService<S> {
         let host = self.host()?;
         let group = host.group(request.into_inner().group_id).map_err(status)?;
         read_barrier(&group.raft).await.map(GrpcResponse::new)
+    }
+
+    async fn take_budget(
+        &self,
+        request: Request<TakeBudgetRequest>,
+    ) -> Result<GrpcResponse<TakeBudgetReply>, Status> {
+        let host = self.host()?;
+        super::budget::serve(&host.budgets, host.node_id(), request.into_inner())
+            .map(GrpcResponse::new)
     }
 }
 
