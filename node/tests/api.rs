@@ -1193,7 +1193,10 @@ async fn a_create_retried_with_its_key_on_any_node_makes_one_auction(ctx: &Ctx<'
     let id = first["auction"]["id"].clone();
     for node in [1, 2, 0] {
         let retried = create(node).await.expect(200);
-        assert_eq!(retried["auction"]["id"], id, "node {node} answers the first auction");
+        assert_eq!(
+            retried["auction"]["id"], id,
+            "node {node} answers the first auction"
+        );
     }
     // Another seller's key of the same text is another request.
     let other = ctx

@@ -1,9 +1,10 @@
 //! Black-box test of node-to-node mutual TLS on a real 3-node cluster (certificates made by
 //! `auction-node certs` in the harness): a gRPC client without the cluster's credentials cannot
-//! vote, append entries, install a snapshot, forward a write, ask for a read barrier or call an
-//! admin RPC on any node, whether it speaks plaintext, TLS without a client certificate, or TLS
-//! with a certificate of another CA. Every call is refused at the handshake (or UNAUTHENTICATED),
-//! and the cluster's state is unchanged: no term moved to the attacker's, no membership changed.
+//! vote, append entries, install a snapshot, forward a write, ask for a read barrier, take a
+//! rate-limit budget or call an admin RPC on any node, whether it speaks plaintext, TLS without
+//! a client certificate, or TLS with a certificate of another CA. Every call is refused at the
+//! handshake (or UNAUTHENTICATED), and the cluster's state is unchanged: no term moved to the
+//! attacker's, no membership changed.
 //! A client holding a certificate of the cluster CA reaches the same services (the control that
 //! shows the refusals come from authentication), and a bid through HTTP succeeds.
 

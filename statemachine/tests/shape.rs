@@ -6,7 +6,7 @@
 mod common;
 
 use auction_statemachine::command::{AntiSnipeSpec, AuctionChanges, NewUser, Op};
-use auction_statemachine::{shape, AuctionId, Overlay, Rejection, UserId};
+use auction_statemachine::{shape, AuctionId, Overlay, Rejection, Role, UserId};
 use common::*;
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -232,6 +232,10 @@ proptest! {
     fn the_edge_bounds_admin_reasons_as_apply_does(reason in text(500)) {
         let mut meta = World::meta();
         meta.register(BOB, "bob@example.com").expect("registered");
+        // Only an admin may ban (the meta group checks the actor's role after the reason).
+        meta.register(ADMIN, "admin@example.com").expect("registered");
+        let granted = meta.run(Op::SetRole { user_id: ADMIN, role: Role::Admin, actor: None });
+        prop_assert!(granted.result.is_ok(), "the cluster token grants the admin");
         let ban = Op::BanUser { user_id: BOB, banned: true, reason: Some(reason.clone()), admin: ADMIN };
         let edge = shape::check(&ban, meta.now);
         prop_assert_eq!(edge, meta.run(ban).result.map(drop));

@@ -14,7 +14,9 @@ use auction_proto::admin::{
     AddLearnerRequest, ChangeMembershipRequest, NodeAddress, StatusRequest,
 };
 use auction_proto::client::client_service_client::ClientServiceClient;
-use auction_proto::client::{ForwardBatchRequest, ForwardItem, ReadBarrierRequest};
+use auction_proto::client::{
+    BudgetKind, ForwardBatchRequest, ForwardItem, ReadBarrierRequest, TakeBudgetRequest,
+};
 use auction_proto::raft::raft_service_client::RaftServiceClient;
 use auction_proto::raft::snapshot_chunk::Item;
 use auction_proto::raft::{RaftRequest, SnapshotChunk, SnapshotHeader};
@@ -35,19 +37,21 @@ pub enum Rpc {
     InstallSnapshot,
     ForwardBatch,
     ReadBarrier,
+    TakeBudget,
     ChangeMembership,
     AddLearner,
     Status,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 9] = [
+    pub const ALL: [Rpc; 10] = [
         Rpc::Vote,
         Rpc::PreVote,
         Rpc::AppendEntries,
         Rpc::InstallSnapshot,
         Rpc::ForwardBatch,
         Rpc::ReadBarrier,
+        Rpc::TakeBudget,
         Rpc::ChangeMembership,
         Rpc::AddLearner,
         Rpc::Status,
@@ -103,6 +107,14 @@ pub async fn send(channel: Channel, rpc: Rpc, intruder: &Intruder) -> Result<(),
             .read_barrier(ReadBarrierRequest { group_id: group })
             .await
             .map(drop),
+        // Spending a user's budget would lock them out of bidding.
+        Rpc::TakeBudget => {
+            let request = TakeBudgetRequest {
+                kind: BudgetKind::Bid as i32,
+                key: intruder.node_id.to_be_bytes().to_vec().into(),
+            };
+            client(channel).take_budget(request).await.map(drop)
+        }
         Rpc::ChangeMembership => {
             let request = ChangeMembershipRequest {
                 group_ids: intruder.groups.clone(),
