@@ -63,21 +63,7 @@ impl StateMachine {
         if let Some(dedup) = dedup.as_ref().filter(|_| !planted::skip_dedup()) {
             if let Some(found) = dedup.lookup(&*kv, &command.op)? {
                 save(kv, keys::MACHINE_META, &meta)?;
-                return Ok(match found {
-                    // A replay answers as the first application did, at the first one's time.
-                    Found::Replay {
-                        result,
-                        effective_ts,
-                    } => Applied {
-                        result,
-                        replayed: true,
-                        effective_ts,
-                        events: Vec::new(),
-                    },
-                    Found::KeyReused => {
-                        applied(Err(Rejection::IdempotencyKeyReused), false, Vec::new())
-                    }
-                });
+                return Ok(found.answer(now));
             }
         }
 
@@ -232,23 +218,7 @@ pub fn recorded_answer<R: KvRead>(
         return Ok(None);
     };
     let meta: MachineMeta = load(kv, keys::MACHINE_META)?.unwrap_or_default();
-    Ok(Some(match found {
-        Found::Replay {
-            result,
-            effective_ts,
-        } => Applied {
-            result,
-            replayed: true,
-            effective_ts,
-            events: Vec::new(),
-        },
-        Found::KeyReused => Applied {
-            result: Err(Rejection::IdempotencyKeyReused),
-            replayed: false,
-            effective_ts: meta.last_applied_ts,
-            events: Vec::new(),
-        },
-    }))
+    Ok(Some(found.answer(meta.last_applied_ts)))
 }
 
 /// The first result of a de-duplicated write, returned again to every retry.
@@ -267,6 +237,30 @@ enum Found {
         effective_ts: TimestampMs,
     },
     KeyReused,
+}
+
+impl Found {
+    /// The answer to a write that found its record: a replay answers as the first application
+    /// did, at the first one's time; a reused key is refused at `now`.
+    fn answer(self, now: TimestampMs) -> Applied {
+        match self {
+            Found::Replay {
+                result,
+                effective_ts,
+            } => Applied {
+                result,
+                replayed: true,
+                effective_ts,
+                events: Vec::new(),
+            },
+            Found::KeyReused => Applied {
+                result: Err(Rejection::IdempotencyKeyReused),
+                replayed: false,
+                effective_ts: now,
+                events: Vec::new(),
+            },
+        }
+    }
 }
 
 /// The identity a write is de-duplicated under.
