@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, Cluster, ADMIN_TOKEN, SHARDS};
+use common::{wait_until_ready, Api, Cluster, ADMIN_TOKEN, SHARDS};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -106,21 +106,7 @@ fn voters_everywhere(node: &str) -> Vec<Vec<u64>> {
 }
 
 async fn wait_ready(base: &str) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let ready = client
-            .get(format!("{base}/ready"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|response| response.status().is_success());
-        if ready {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{base} is not ready");
+    wait_until_ready(base, Duration::from_secs(60), || None).await;
 }
 
 /// Polls until every listed node reports the same applied index and digest for `group`.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, Cluster, ADMIN_TOKEN, SHARDS};
+use common::{free_port, wait_until_ready, Api, Cluster, ADMIN_TOKEN, SHARDS};
 use serde_json::json;
 
 /// Another count than the cluster's (more groups, so a joining node hosts every group the
@@ -97,34 +97,11 @@ impl Process {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 async fn wait_ready(base: &str, process: &mut Process) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        let ready = client
-            .get(format!("{base}/ready"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|response| response.status().is_success());
-        if ready {
-            return;
-        }
-        assert!(
-            process.still_running(),
-            "the node exited:\n{}",
-            process.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{base} is not ready:\n{}", process.log());
+    wait_until_ready(base, Duration::from_secs(90), || {
+        (!process.still_running()).then(|| format!("the node exited:\n{}", process.log()))
+    })
+    .await;
 }
 
 /// Creates an auction and bids on it through `base`, and reads it back through `other`.

@@ -111,7 +111,7 @@ const PORT_FIRST: u16 = 20_000;
 const PORT_LAST: u16 = 32_000;
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let span = u32::from(PORT_LAST - PORT_FIRST);
     let start = std::process::id() % span * 7;
     for _ in 0..span {
@@ -545,4 +545,31 @@ fn parse_sse_block(block: &str) -> Option<SseMessage> {
     let event = event?;
     let data = serde_json::from_str(&data).expect("event data is JSON");
     Some(SseMessage { event, id, data })
+}
+
+/// Waits until `base` answers `/ready` with success, for at most `wait`; `exited` says why the
+/// node cannot become ready any more (it stopped), so the test fails at once with the reason.
+pub async fn wait_until_ready(
+    base: &str,
+    wait: Duration,
+    mut exited: impl FnMut() -> Option<String>,
+) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        let ready = client
+            .get(format!("{base}/ready"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success());
+        if ready {
+            return;
+        }
+        if let Some(reason) = exited() {
+            panic!("{base} will not be ready: {reason}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{base} is not ready within {wait:?}");
 }
