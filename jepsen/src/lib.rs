@@ -25,7 +25,8 @@
 //! Module map: [`history`] (the record: events, operations, JSON lines), [`model`] (the state
 //! machine as the sequential model of one auction), [`linearizability`] (WGL search with
 //! memoization, per auction), [`checks`] (lost bids, duplicate applies, replica agreement,
-//! invariants), [`report`] (the summary).
+//! invariants), [`timing`] (effective times against real time, endings and anti-sniping,
+//! closes after healing), [`report`] (the summary).
 //!
 //! The model is the production state machine itself, so the checker judges the cluster
 //! (replication, leader changes, retries, de-duplication, reads) and not the auction rules,
@@ -41,6 +42,7 @@ pub mod history;
 pub mod linearizability;
 pub mod model;
 pub mod report;
+pub mod timing;
 
 pub use checks::{
     check_acknowledged_bids, check_invariants, check_no_duplicate_apply, check_replicas_agree,
@@ -55,24 +57,42 @@ pub use linearizability::{
     Verdict, Window, SEARCH_STATES_MAX_DEFAULT,
 };
 pub use report::{CheckOutcome, CheckStatus, Report};
+pub use timing::{check_closes_in_time, check_effective_times, check_endings, TimingConfig};
 
 /// Runs every check on a run: linearizability per auction, no lost bids, no duplicate applies,
-/// replica agreement and invariants.
+/// replica agreement, invariants and endings.
 pub fn check_run(
     history: &History,
     final_state: &FinalState,
     replicas: &[ReplicaDigest],
     config: &LinearizabilityConfig,
 ) -> Result<Report, HistoryError> {
+    check_run_timed(history, final_state, replicas, config, None)
+}
+
+/// [`check_run`], plus the real-time checks of [`timing`] when the history's times are real
+/// milliseconds and `timing` says how they map to the cluster's clocks.
+pub fn check_run_timed(
+    history: &History,
+    final_state: &FinalState,
+    replicas: &[ReplicaDigest],
+    config: &LinearizabilityConfig,
+    timing: Option<&TimingConfig>,
+) -> Result<Report, HistoryError> {
     let records = history.operations()?;
     let auctions = check_records(&records, config);
-    let checks = vec![
+    let mut checks = vec![
         report::linearizability_outcome(&auctions),
         check_acknowledged_bids(&records, final_state),
         check_no_duplicate_apply(&records, final_state),
         check_replicas_agree(replicas),
         check_invariants(&records, final_state),
+        check_endings(&records, final_state),
     ];
+    if let Some(timing) = timing {
+        checks.push(check_effective_times(history, &records, timing));
+        checks.push(check_closes_in_time(final_state, timing));
+    }
     Ok(Report {
         counts: OpCounts::of(&records),
         checks,

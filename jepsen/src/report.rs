@@ -2,9 +2,10 @@
 //! per-auction linearizability verdicts; `Display` for humans, serde JSON for machines.
 //!
 //! A check is `passed`, `failed` (with details, at most [`DETAILS_MAX`] kept) or `unknown` (it
-//! could not decide, e.g. the linearizability search hit its bound). A run is valid when no
-//! check failed; `unknown` is reported separately so a harness can decide to retry with a
-//! larger bound.
+//! could not decide, e.g. a final bid history was cut). A run is valid when no check failed;
+//! `unknown` is reported separately so a harness can decide to retry with a larger bound. A
+//! linearizability search that hits its bound is a *failure*, not an unknown: an undecided
+//! history has not been shown linearizable.
 //!
 //! Not done yet: no HTML or timeline rendering of the history (Jepsen's `timeline.html`).
 
@@ -94,9 +95,12 @@ pub fn linearizability_outcome(auctions: &[AuctionCheck]) -> CheckOutcome {
                 window.ops,
                 explanation
             )),
-            Verdict::Unknown { reason } => {
-                outcome.undecided(format!("auction {}: {reason}", auction.auction_id))
-            }
+            // A search that gave up has not shown the history linearizable: a bug it could not
+            // sort out must not pass, so the run fails and the bound is raised or the part cut.
+            Verdict::Unknown { reason } => outcome.fail(format!(
+                "auction {}: the search gave up, which is not a pass: {reason}",
+                auction.auction_id
+            )),
         }
     }
     outcome

@@ -295,6 +295,7 @@ impl Client {
             HttpCall::Answered(answer) if answer.status == StatusCode::OK => {
                 match answer.body.get("auction").and_then(observed) {
                     Some(seen) => {
+                        workload.note_end(auction, seen.end_time);
                         self.note_price(auction, seen.current_price.map(|price| price.to_string()));
                         Completion::Ok(OkValue::Read {
                             auction: Some(seen),

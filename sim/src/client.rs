@@ -9,6 +9,14 @@
 //! that calls the host directly as fixed bidder ids, which records the full answer (steps,
 //! effective time) and lets writes go without an idempotency key.
 //!
+//! The auctions are short (seconds, [`SHORT_AUCTION_S`]) with a short anti-sniping window
+//! ([`SNIPE_WINDOW_S`], [`SNIPE_EXTENSION_S`]), so they end, get extended and close during the
+//! run under every fault: the setup lists the first `auctions`, a seller process
+//! ([`run_seller`]) lists a new one every [`RELIST_EVERY_MS`] while the run leaves time for it to
+//! end, and clients bid on the `auctions` newest. [`SNIPE_PERCENT`] of the operations aim at the
+//! last seconds of the open auction that ends soonest (as far as the client has seen its end):
+//! the client waits until shortly before that end and bids then.
+//!
 //! Every choice comes from the client's own [`SimRng`] stream of the run's seed; ids are built
 //! from it, never from the OS.
 
@@ -20,9 +28,9 @@ use std::time::Duration;
 use auction_jepsen::{Completion, History, ObservedAuction, OkValue, Operation, WriteRequest};
 use auction_raft::host::ClientWrite;
 use auction_raft::GroupId;
-use auction_statemachine::command::{NewAuction, Op};
+use auction_statemachine::command::{AntiSnipeSpec, NewAuction, Op};
 use auction_statemachine::outcome::Outcome;
-use auction_statemachine::{AuctionId, RequestId, UserId};
+use auction_statemachine::{AuctionId, RequestId, TimestampMs, UserId};
 use turmoil::net::TcpStream;
 use uuid::Uuid;
 
@@ -51,6 +59,21 @@ pub const SETUP_MS_MAX: u64 = 30_000;
 pub const API_PERCENT: u64 = 50;
 /// Share (percent) of API reads that read the bid history rather than the auction.
 pub const BID_HISTORY_READ_PERCENT: u64 = 20;
+/// Durations of the auctions, in seconds (drawn per auction).
+pub const SHORT_AUCTION_S: (u64, u64) = (6, 14);
+/// Anti-sniping of every auction: a step less than the window before the end moves the end to
+/// the step's time plus the extension.
+pub const SNIPE_WINDOW_S: i64 = 2;
+pub const SNIPE_EXTENSION_S: i64 = 3;
+/// How often the seller lists a new auction.
+pub const RELIST_EVERY_MS: u64 = 2_500;
+/// Share (percent) of a client's operations aimed at the last seconds of an auction.
+pub const SNIPE_PERCENT: u64 = 25;
+/// How far ahead a sniping client looks for an end, and how long before it the bid leaves.
+pub const SNIPE_LOOKAHEAD_MS: i64 = 3_000;
+pub const SNIPE_LEAD_MS_MAX: u64 = 1_500;
+/// Attempts of the seller to list one auction.
+const LIST_ATTEMPTS_MAX: u32 = 10;
 
 /// What the clients share: the history they record and the auctions they fight over.
 pub struct Workload {
@@ -58,7 +81,12 @@ pub struct Workload {
     last_time: Cell<u64>,
     /// Set once every auction exists; clients start then.
     pub ready: Cell<bool>,
-    pub auctions: Vec<AuctionId>,
+    /// Every auction listed so far, oldest first; clients bid on the newest [`Workload::live`].
+    pub auctions: RefCell<Vec<AuctionId>>,
+    /// How many of the newest auctions clients pick from.
+    pub live: usize,
+    /// The end of each auction as the clients last saw it (wall-clock ms).
+    pub ends: RefCell<BTreeMap<AuctionId, TimestampMs>>,
     pub shards: u32,
     /// Simulated milliseconds at which clients stop issuing operations.
     pub stop_at_ms: Cell<u64>,
@@ -78,9 +106,9 @@ impl Workload {
             history: RefCell::new(History::new()),
             last_time: Cell::new(0),
             ready: Cell::new(false),
-            auctions: (0..config.auctions)
-                .map(|index| auction_id(index, config.shards))
-                .collect(),
+            auctions: RefCell::new(Vec::new()),
+            live: usize::try_from(config.auctions.max(1)).unwrap_or(1),
+            ends: RefCell::new(BTreeMap::new()),
             shards: config.shards,
             stop_at_ms: Cell::new(u64::MAX),
             api_users: RefCell::new(Vec::new()),
@@ -123,6 +151,57 @@ impl Workload {
     pub(crate) fn problem(&self, problem: String) {
         self.problems.borrow_mut().push(problem);
     }
+
+    /// The auctions clients bid on now: the newest [`Workload::live`].
+    pub fn live_auctions(&self) -> Vec<AuctionId> {
+        let auctions = self.auctions.borrow();
+        auctions[auctions.len().saturating_sub(self.live)..].to_vec()
+    }
+
+    /// Records an end a client saw (ends only move later).
+    pub(crate) fn note_end(&self, auction: AuctionId, end_ms: TimestampMs) {
+        let mut ends = self.ends.borrow_mut();
+        let end = ends.entry(auction).or_insert(end_ms);
+        *end = (*end).max(end_ms);
+    }
+
+    /// The live auction whose known end is the soonest still ahead of `now_ms`, within
+    /// [`SNIPE_LOOKAHEAD_MS`].
+    fn next_end(&self, now_ms: TimestampMs) -> Option<(AuctionId, TimestampMs)> {
+        let ends = self.ends.borrow();
+        self.live_auctions()
+            .into_iter()
+            .filter_map(|auction| ends.get(&auction).map(|end| (auction, *end)))
+            .filter(|(_, end)| *end > now_ms && *end - now_ms <= SNIPE_LOOKAHEAD_MS)
+            .min_by_key(|(_, end)| *end)
+    }
+}
+
+/// Auction number `index` as listed: short, with short anti-sniping; every other one with a
+/// reserve and a buy-now price low enough to be met.
+pub fn short_auction(index: u64, shards: u32, rng: &mut SimRng) -> NewAuction {
+    let seconds = rng.between(SHORT_AUCTION_S.0, SHORT_AUCTION_S.1);
+    let mut new = NewAuction::lasting(
+        auction_id(index, shards),
+        user(0),
+        "hot lot",
+        "1",
+        i64::try_from(seconds).unwrap_or(60),
+    );
+    new.anti_snipe = Some(AntiSnipeSpec {
+        window_seconds: SNIPE_WINDOW_S,
+        extension_seconds: SNIPE_EXTENSION_S,
+    });
+    if index % 2 == 1 {
+        new.reserve_price = Some("40".to_owned());
+        new.buy_now_price = Some("90".to_owned());
+    }
+    new
+}
+
+/// The wall-clock time of the simulation now (what an accurate clock reads).
+pub fn wall_now_ms() -> TimestampMs {
+    crate::net::EPOCH_MS.saturating_add(SimClock::elapsed_ms())
 }
 
 /// The auction a client write names, if any.
@@ -232,12 +311,15 @@ impl Client {
             if now >= self.workload.stop_at_ms.get() {
                 break;
             }
-            let Some(auction) = self.rng.pick(&self.workload.auctions).copied() else {
+            let sniping = self.rng.percent(SNIPE_PERCENT);
+            let target = if sniping { self.aim().await } else { None };
+            let live = self.workload.live_auctions();
+            let Some(auction) = target.or_else(|| self.rng.pick(&live).copied()) else {
                 break;
             };
             let via_api = self.rng.percent(API_PERCENT);
             let api_user = if via_api { self.api_user() } else { None };
-            let read = self.rng.percent(35);
+            let read = target.is_none() && self.rng.percent(35);
             match (read, api_user) {
                 (true, Some(_)) if self.rng.percent(BID_HISTORY_READ_PERCENT) => {
                     self.api_bid_history(auction).await
@@ -258,6 +340,17 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(think)).await;
         }
         Ok(())
+    }
+
+    /// Waits until shortly before the soonest known end of a live auction and returns it;
+    /// `None` when no end is near.
+    async fn aim(&mut self) -> Option<AuctionId> {
+        let now = wall_now_ms();
+        let (auction, end) = self.workload.next_end(now)?;
+        let lead = i64::try_from(self.rng.below(SNIPE_LEAD_MS_MAX)).unwrap_or(0);
+        let wait = u64::try_from(end - lead - now).unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        Some(auction)
     }
 
     fn choose_write(&mut self, auction: AuctionId, bidder: UserId) -> Op {
@@ -310,6 +403,9 @@ impl Client {
         };
         let completion = match call(node, &request).await {
             Call::Answered(ClientReply::Read(Ok(observed))) => {
+                if let Some(seen) = &observed {
+                    workload.note_end(auction, seen.end_time);
+                }
                 self.note_price(
                     auction,
                     observed.as_ref().and_then(|seen: &ObservedAuction| {
@@ -390,6 +486,7 @@ impl Client {
             Call::Answered(ClientReply::Write(Ok(response))) => {
                 if let Ok(Outcome::Bid(bid)) = &response.result {
                     self.note_price(auction, Some(bid.current_price.to_string()));
+                    workload.note_end(auction, bid.end_time);
                 }
                 let value = OkValue::Write {
                     result: response.result,
@@ -425,65 +522,12 @@ pub async fn run_setup(config: SimConfig, workload: Rc<Workload>) -> turmoil::Re
     let process = config.clients + 1;
     let mut rng = SimRng::new(config.seed, 999);
     let deadline = u64::try_from(SimClock::elapsed_ms()).unwrap_or(0) + SETUP_MS_MAX;
-    for (index, auction) in workload.auctions.clone().into_iter().enumerate() {
-        let mut new = NewAuction::lasting(auction, user(0), "hot lot", "1", 3_600);
-        if index % 2 == 1 {
-            new.reserve_price = Some("5000".to_owned());
-            new.buy_now_price = Some("9000".to_owned());
-        }
-        let request = WriteRequest {
-            request_id: RequestId(Uuid::from_u128(0xc0de_0000 + index as u128)),
-            idempotency_key: None,
-            op: Op::CreateAuction(new),
-        };
-        let mut attempts = 0u32;
-        loop {
-            if u64::try_from(SimClock::elapsed_ms()).unwrap_or(u64::MAX) > deadline {
-                return Err(
-                    format!("auction {auction} not created within {SETUP_MS_MAX} ms").into(),
-                );
-            }
-            workload.invoke(process, Operation::write(request.clone()));
-            let write = ClientWrite {
-                group: workload.shard_of(auction),
-                request_id: request.request_id,
-                idempotency_key: None,
-                op: request.op.clone(),
-            };
-            let node = rng.between(1, config.nodes);
-            let first_attempt = attempts == 0;
-            attempts += 1;
-            let request = ClientRequest::Write {
-                write: Box::new(write),
-                first_attempt,
-            };
-            match call(node, &request).await {
-                Call::Answered(ClientReply::Write(Ok(response))) => {
-                    let value = OkValue::Write {
-                        result: response.result,
-                        effective_ts: response.effective_ts,
-                    };
-                    workload.complete(process, Completion::Ok(value));
-                    break;
-                }
-                Call::NotSent(reason) => {
-                    workload.complete(process, Completion::Fail { reason });
-                }
-                other => {
-                    let reason = match other {
-                        Call::Lost(reason) => reason,
-                        _ => "refused".to_owned(),
-                    };
-                    workload.complete(
-                        process,
-                        Completion::Info {
-                            reason,
-                            proposed_ts: None,
-                        },
-                    );
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    for index in 0..config.auctions {
+        let new = short_auction(index, config.shards, &mut rng);
+        let auction = new.auction_id;
+        let listed = list(&config, &workload, process, &mut rng, new, deadline, u32::MAX).await;
+        if !listed {
+            return Err(format!("auction {auction} not created within {SETUP_MS_MAX} ms").into());
         }
     }
     let deadline_ms = i64::try_from(deadline).unwrap_or(i64::MAX);
@@ -491,4 +535,221 @@ pub async fn run_setup(config: SimConfig, workload: Rc<Workload>) -> turmoil::Re
     *workload.api_users.borrow_mut() = users;
     workload.ready.set(true);
     Ok(())
+}
+
+/// The seller: lists a new short auction every [`RELIST_EVERY_MS`] while one can still end
+/// before the clients stop, so that every auction of the run ends during the workload.
+pub async fn run_seller(config: SimConfig, workload: Rc<Workload>) -> turmoil::Result {
+    let process = config.clients + 2;
+    let mut rng = SimRng::new(config.seed, 998);
+    while !workload.ready.get() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let longest_ms = (SHORT_AUCTION_S.1 + 1) * 1_000;
+    for index in config.auctions.. {
+        tokio::time::sleep(Duration::from_millis(RELIST_EVERY_MS)).await;
+        let now = u64::try_from(SimClock::elapsed_ms()).unwrap_or(u64::MAX);
+        let stop = workload.stop_at_ms.get();
+        if now.saturating_add(longest_ms + CLIENT_TIMEOUT_MS) >= stop {
+            break;
+        }
+        let new = short_auction(index, config.shards, &mut rng);
+        let deadline = now + CLIENT_TIMEOUT_MS * u64::from(LIST_ATTEMPTS_MAX);
+        list(&config, &workload, process, &mut rng, new, deadline, LIST_ATTEMPTS_MAX).await;
+    }
+    Ok(())
+}
+
+/// Lists one auction (retrying with the same request id, so it is created at most once) until
+/// it is acknowledged, `deadline` (simulated ms) passes or the attempts run out; an
+/// acknowledged auction joins the workload. Returns whether it was acknowledged.
+async fn list(
+    config: &SimConfig,
+    workload: &Workload,
+    process: u64,
+    rng: &mut SimRng,
+    new: NewAuction,
+    deadline: u64,
+    attempts_max: u32,
+) -> bool {
+    let auction = new.auction_id;
+    let request = WriteRequest {
+        request_id: RequestId(Uuid::from_u128(
+            0xc0de_0000_0000 + auction.0.as_u128() % 0x1_0000_0000,
+        )),
+        idempotency_key: None,
+        op: Op::CreateAuction(new),
+    };
+    let mut attempts = 0u32;
+    // The last attempt's fate may be unknown: the auction may exist without the clients
+    // knowing; the final state still holds it and every check covers it.
+    while attempts < attempts_max {
+        if u64::try_from(SimClock::elapsed_ms()).unwrap_or(u64::MAX) > deadline {
+            return false;
+        }
+        workload.invoke(process, Operation::write(request.clone()));
+        let write = ClientWrite {
+            group: workload.shard_of(auction),
+            request_id: request.request_id,
+            idempotency_key: None,
+            op: request.op.clone(),
+        };
+        let node = rng.between(1, config.nodes);
+        let first_attempt = attempts == 0;
+        attempts += 1;
+        let request = ClientRequest::Write {
+            write: Box::new(write),
+            first_attempt,
+        };
+        match call(node, &request).await {
+            Call::Answered(ClientReply::Write(Ok(response))) => {
+                let created = match &response.result {
+                    Ok(Outcome::Auction(auction)) => Some(auction.end_time),
+                    _ => None,
+                };
+                let value = OkValue::Write {
+                    result: response.result,
+                    effective_ts: response.effective_ts,
+                };
+                workload.complete(process, Completion::Ok(value));
+                if let Some(end) = created {
+                    workload.auctions.borrow_mut().push(auction);
+                    workload.note_end(auction, end);
+                }
+                return created.is_some();
+            }
+            Call::NotSent(reason) => {
+                workload.complete(process, Completion::Fail { reason });
+            }
+            other => {
+                let reason = match other {
+                    Call::Lost(reason) => reason,
+                    _ => "refused".to_owned(),
+                };
+                workload.complete(
+                    process,
+                    Completion::Info {
+                        reason,
+                        proposed_ts: None,
+                    },
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// Attempts of each probe write and read (each bounded by [`CLIENT_TIMEOUT_MS`]).
+const PROBE_ATTEMPTS_MAX: u32 = 3;
+
+/// After healing: through every node, lists one auction in every shard, then reads every one
+/// of them through every node; all must succeed (recorded in the history, so the checks cover
+/// them too). What failed is recorded as a problem.
+pub async fn run_probe(config: SimConfig, workload: Rc<Workload>) -> turmoil::Result {
+    let process = config.clients + 3;
+    let shards = config.shards.max(1);
+    let base = 100_000 * u64::from(shards);
+    let mut probes = Vec::new();
+    for node in 1..=config.nodes {
+        for slot in 0..u64::from(shards) {
+            let index = base + (node - 1) * u64::from(shards) + slot;
+            let mut new = NewAuction::lasting(auction_id(index, shards), user(0), "probe", "1", 3_600);
+            new.anti_snipe = None;
+            if probe_write(&workload, process, node, new).await {
+                probes.push(auction_id(index, shards));
+            } else {
+                workload.problem(format!(
+                    "probe: listing through n{node} failed after healing"
+                ));
+            }
+        }
+    }
+    for node in 1..=config.nodes {
+        for auction in &probes {
+            if !probe_read(&workload, process, node, *auction).await {
+                workload.problem(format!(
+                    "probe: reading {auction} through n{node} failed after healing"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn probe_write(workload: &Workload, process: u64, node: u64, new: NewAuction) -> bool {
+    let auction = new.auction_id;
+    let request = WriteRequest {
+        request_id: RequestId(Uuid::from_u128(0x960b_e000_0000 + auction.0.as_u128() % 0x1_0000_0000)),
+        idempotency_key: None,
+        op: Op::CreateAuction(new),
+    };
+    for attempt in 0..PROBE_ATTEMPTS_MAX {
+        workload.invoke(process, Operation::write(request.clone()));
+        let write = ClientWrite {
+            group: workload.shard_of(auction),
+            request_id: request.request_id,
+            idempotency_key: None,
+            op: request.op.clone(),
+        };
+        let call_request = ClientRequest::Write {
+            write: Box::new(write),
+            first_attempt: attempt == 0,
+        };
+        let completion = match call(node, &call_request).await {
+            Call::Answered(ClientReply::Write(Ok(response))) => {
+                let created = response.result.is_ok();
+                workload.complete(
+                    process,
+                    Completion::Ok(OkValue::Write {
+                        result: response.result,
+                        effective_ts: response.effective_ts,
+                    }),
+                );
+                return created;
+            }
+            Call::NotSent(reason) => Completion::Fail { reason },
+            Call::Lost(reason) | Call::Answered(ClientReply::Write(Err(Refusal::Unknown(reason)))) => {
+                Completion::Info {
+                    reason,
+                    proposed_ts: None,
+                }
+            }
+            Call::Answered(other) => Completion::Info {
+                reason: format!("unexpected answer {other:?}"),
+                proposed_ts: None,
+            },
+        };
+        workload.complete(process, completion);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+async fn probe_read(workload: &Workload, process: u64, node: u64, auction: AuctionId) -> bool {
+    for _ in 0..PROBE_ATTEMPTS_MAX {
+        workload.invoke(process, Operation::Read { auction_id: auction });
+        let request = ClientRequest::Read {
+            group: workload.shard_of(auction),
+            auction_id: auction,
+        };
+        let reply = call(node, &request).await;
+        let completion = match reply {
+            Call::Answered(ClientReply::Read(Ok(observed))) => {
+                let found = observed.is_some();
+                workload.complete(
+                    process,
+                    Completion::Ok(OkValue::Read { auction: observed }),
+                );
+                return found;
+            }
+            Call::Answered(other) => Completion::Fail {
+                reason: format!("{other:?}"),
+            },
+            Call::NotSent(reason) | Call::Lost(reason) => Completion::Fail { reason },
+        };
+        workload.complete(process, completion);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }

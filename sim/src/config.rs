@@ -22,16 +22,20 @@ pub enum FaultKind {
     Membership,
     /// A group's leadership handed to another node.
     Transfer,
+    /// One node's wall clock set seconds ahead or behind (a jump at the start and back at the
+    /// end) or drifting fast or slow; at most one node's clock is off at a time.
+    Clock,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::Crash,
         FaultKind::Hold,
         FaultKind::Latency,
         FaultKind::Membership,
         FaultKind::Transfer,
+        FaultKind::Clock,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +46,7 @@ impl FaultKind {
             FaultKind::Latency => "latency",
             FaultKind::Membership => "membership",
             FaultKind::Transfer => "transfer",
+            FaultKind::Clock => "clock",
         }
     }
 }
@@ -93,7 +98,7 @@ impl FromStr for FaultMix {
                 .find(|kind| kind.name() == name)
                 .ok_or_else(|| {
                     format!(
-                        "unknown fault kind {name:?} (partition, crash, hold, latency, membership, transfer, all, none)"
+                        "unknown fault kind {name:?} (partition, crash, hold, latency, membership, transfer, clock, all, none)"
                     )
                 })?;
             kinds.insert(kind);
@@ -119,9 +124,59 @@ pub struct SimConfig {
     pub faults: FaultMix,
     /// A group builds a snapshot (and purges its log) after this many applied entries.
     pub snapshot_every_entries: u64,
-    /// PLANTED BUG (test-only): the state machine skips de-duplication while the run's
-    /// cluster runs (see `auction_statemachine::machine::planted`).
-    pub planted_skip_dedup: bool,
+    /// PLANTED BUG (test-only): a known bug switched on while the run's cluster runs.
+    pub planted: Option<PlantedBug>,
+}
+
+/// A known bug the planted-bug tests switch on to prove the checkers find it (compiled in with
+/// the `planted-bugs` features of `auction-statemachine` and `auction-raft`; see
+/// `auction_statemachine::machine::planted` and `auction_raft::host::planted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PlantedBug {
+    /// The state machine skips de-duplication: retried writes apply twice.
+    SkipDedup,
+    /// A leader acknowledges a write once it is in its own log, before it commits.
+    AcknowledgeBeforeCommit,
+    /// A restarted node resumes leadership from its persisted vote (the seed-42 bug).
+    RestoreLeadership,
+    /// A linearizable read is served from the local replica.
+    LocalLinearizableRead,
+    /// A leader stamps with its own clock, without the `clock_skew_ms_max` bound.
+    UnboundedStamps,
+}
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 5] = [
+        PlantedBug::SkipDedup,
+        PlantedBug::AcknowledgeBeforeCommit,
+        PlantedBug::RestoreLeadership,
+        PlantedBug::LocalLinearizableRead,
+        PlantedBug::UnboundedStamps,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::SkipDedup => "skip-dedup",
+            PlantedBug::AcknowledgeBeforeCommit => "ack-before-commit",
+            PlantedBug::RestoreLeadership => "restore-leadership",
+            PlantedBug::LocalLinearizableRead => "local-linearizable-read",
+            PlantedBug::UnboundedStamps => "unbounded-stamps",
+        }
+    }
+}
+
+impl FromStr for PlantedBug {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        PlantedBug::ALL
+            .into_iter()
+            .find(|bug| bug.name() == text.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = PlantedBug::ALL.iter().map(|bug| bug.name()).collect();
+                format!("unknown planted bug {text:?} ({})", names.join(", "))
+            })
+    }
 }
 
 impl SimConfig {
@@ -136,7 +191,7 @@ impl SimConfig {
             auctions: 4,
             faults: FaultMix::all(),
             snapshot_every_entries: 300,
-            planted_skip_dedup: false,
+            planted: None,
         }
     }
 
@@ -152,7 +207,9 @@ impl SimConfig {
             self.clients,
             self.auctions,
             self.faults,
-            if self.planted_skip_dedup { " --planted-skip-dedup" } else { "" }
+            self.planted
+                .map(|bug| format!(" --planted {}", bug.name()))
+                .unwrap_or_default()
         )
     }
 }

@@ -138,7 +138,11 @@ impl FaultState {
                     }
                 }
             }
-            Fault::Demote { .. } | Fault::Remove { .. } | Fault::Transfer { .. } => {}
+            // Clock faults act on the node's clock (the driver's `NodeClock`), not on links.
+            Fault::Demote { .. }
+            | Fault::Remove { .. }
+            | Fault::Transfer { .. }
+            | Fault::Clock { .. } => {}
         }
     }
 

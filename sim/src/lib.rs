@@ -47,6 +47,14 @@
 //! routes other than register, login, bids, proxy bids, buy now, auction and bid history
 //! reads; HTTP keep-alive.
 
+// Without tokio's RNG seeded a run is not a function of its seed, and a failure found in a
+// sweep would not replay from its printed command: refuse to build rather than run unseeded.
+#[cfg(not(tokio_unstable))]
+compile_error!(
+    "auction-sim needs RUSTFLAGS=\"--cfg tokio_unstable\" (source cluster/bin/env.sh): turmoil seeds \
+     tokio's RNG only then, and without it a seed does not reproduce its run"
+);
+
 pub mod admin;
 pub mod api_client;
 pub mod api_history;
@@ -54,6 +62,7 @@ pub mod client;
 pub mod config;
 pub mod fault_state;
 pub mod http;
+pub mod invariants;
 pub mod nemesis;
 pub mod net;
 pub mod node;
@@ -61,6 +70,7 @@ pub mod rng;
 pub mod run;
 pub mod stamps;
 pub mod storage;
+pub mod task_ids;
 
-pub use config::{FaultKind, FaultMix, SimConfig};
+pub use config::{FaultKind, FaultMix, PlantedBug, SimConfig};
 pub use run::{run, run_seeds, RunOutcome};

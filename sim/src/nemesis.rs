@@ -21,6 +21,10 @@
 //! then unavailable while either of them is down or cut off, which overlapping faults exercise)
 //! and a 5-node group at least 4.
 //!
+//! Clock faults ([`Fault::Clock`]) set one node's wall clock seconds off or make it drift,
+//! often a leader's; at most one clock is off at a time, so a majority's clocks stay right,
+//! which is what the cluster's `clock_skew_ms_max` rule (and the checker's bound) assumes.
+//!
 //! Not done yet: client-to-node partitions; disk slowness (the log syncs at once); three or
 //! more faults at once.
 
@@ -151,6 +155,13 @@ pub enum Fault {
         from: u64,
         to: u64,
     },
+    /// Set `node`'s wall clock `offset_ms` off (a jump) and running `drift_ppm` fast or slow;
+    /// healed by setting it right again (a jump back). Both zero: skipped, another clock is off.
+    Clock {
+        node: u64,
+        offset_ms: i64,
+        drift_ppm: i64,
+    },
 }
 
 impl Fault {
@@ -168,6 +179,16 @@ impl Fault {
             Fault::Transfer { group, from, to } => {
                 format!("transfer leadership of group {group} from n{from} to n{to}")
             }
+            Fault::Clock {
+                node,
+                offset_ms: 0,
+                drift_ppm: 0,
+            } => format!("clock fault on n{node} skipped (another clock is off)"),
+            Fault::Clock {
+                node,
+                offset_ms,
+                drift_ppm,
+            } => format!("clock of n{node} jumps {offset_ms:+} ms, drifts {drift_ppm:+} ppm"),
         }
     }
 
@@ -195,6 +216,10 @@ impl Fault {
         }
     }
 }
+
+/// Clock offsets a clock fault sets, in ms either way, and drifts, in parts per million.
+pub const CLOCK_OFFSET_MS: (u64, u64) = (1_000, 5_000);
+pub const CLOCK_DRIFT_PPM: (u64, u64) = (100_000, 500_000);
 
 /// Every link between `side` and the other nodes.
 fn isolate(node: u64, nodes: u64) -> Vec<(u64, u64)> {
@@ -233,6 +258,27 @@ pub fn resolve(scheduled: &Scheduled, nodes: u64, leader: Option<(GroupId, u64)>
         FaultKind::Partition => partition(&mut rng, &order, nodes, leader),
         FaultKind::Membership if rng.percent(50) => Fault::Demote { node: first },
         FaultKind::Membership => Fault::Remove { node: first },
+        FaultKind::Clock => {
+            // Half the time the clock of a leader, which stamps commands.
+            let node = match leader {
+                Some((_, leader)) if rng.percent(50) => leader,
+                _ => first,
+            };
+            let sign = if rng.percent(50) { 1 } else { -1 };
+            let (offset_ms, drift_ppm) = match rng.below(3) {
+                0 => (rng.between(CLOCK_OFFSET_MS.0, CLOCK_OFFSET_MS.1), 0),
+                1 => (0, rng.between(CLOCK_DRIFT_PPM.0, CLOCK_DRIFT_PPM.1)),
+                _ => (
+                    rng.between(CLOCK_OFFSET_MS.0, CLOCK_OFFSET_MS.1),
+                    rng.between(CLOCK_DRIFT_PPM.0, CLOCK_DRIFT_PPM.1),
+                ),
+            };
+            Fault::Clock {
+                node,
+                offset_ms: sign * i64::try_from(offset_ms).unwrap_or(0),
+                drift_ppm: sign * i64::try_from(drift_ppm).unwrap_or(0),
+            }
+        }
         FaultKind::Transfer => {
             let (group, from) = leader.unwrap_or((1, first));
             let to = order
@@ -419,6 +465,7 @@ mod tests {
                 "partition",
                 "remove",
                 "transfer",
+                "clock",
             ]),
             "resolved faults drawn over 200 seeds"
         );
@@ -434,6 +481,7 @@ mod tests {
             Fault::Demote { .. } => "demote",
             Fault::Remove { .. } => "remove",
             Fault::Transfer { .. } => "transfer",
+            Fault::Clock { .. } => "clock",
         }
     }
 }

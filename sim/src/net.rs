@@ -1,7 +1,8 @@
 //! The simulated network and clock as the host sees them.
 //!
 //! - [`SimClock`]: the leader's wall clock is turmoil's simulated time since a fixed epoch, so
-//!   every command's timestamp is a function of the seed.
+//!   every command's timestamp is a function of the seed; [`NodeClock`] is one node's clock,
+//!   which clock faults set off or make drift.
 //! - [`channel_factory`]: tonic channels that dial [`turmoil::net::TcpStream`] (lazily, like the
 //!   production factory), so every node-to-node RPC crosses the simulated network and suffers
 //!   its partitions, holds and latencies.
@@ -15,6 +16,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -57,6 +59,43 @@ impl SimClock {
 impl Clock for SimClock {
     fn now_ms(&self) -> i64 {
         EPOCH_MS.saturating_add(Self::elapsed_ms())
+    }
+}
+
+/// One node's wall clock: simulated time, plus the offset and drift a clock fault sets (the
+/// nemesis's `Fault::Clock`). It outlives the node's crashes, as a machine's clock does.
+#[derive(Debug, Default)]
+pub struct NodeClock {
+    offset_ms: AtomicI64,
+    drift_ppm: AtomicI64,
+    /// Simulated ms since which the drift runs.
+    drift_from_ms: AtomicI64,
+}
+
+impl NodeClock {
+    /// Jumps the clock by `offset_ms` (from right) and lets it drift `drift_ppm` from now on.
+    pub fn set_fault(&self, offset_ms: i64, drift_ppm: i64) {
+        self.drift_from_ms
+            .store(SimClock::elapsed_ms(), Ordering::SeqCst);
+        self.drift_ppm.store(drift_ppm, Ordering::SeqCst);
+        self.offset_ms.store(offset_ms, Ordering::SeqCst);
+    }
+
+    /// Sets the clock right again.
+    pub fn heal(&self) {
+        self.set_fault(0, 0);
+    }
+}
+
+impl Clock for NodeClock {
+    fn now_ms(&self) -> i64 {
+        let elapsed = SimClock::elapsed_ms();
+        let drifting = elapsed.saturating_sub(self.drift_from_ms.load(Ordering::SeqCst));
+        let drift = drifting.saturating_mul(self.drift_ppm.load(Ordering::SeqCst)) / 1_000_000;
+        EPOCH_MS
+            .saturating_add(elapsed)
+            .saturating_add(self.offset_ms.load(Ordering::SeqCst))
+            .saturating_add(drift)
     }
 }
 

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use auction_jepsen::{
-    check_run, replica_digest, FinalState, History, LinearizabilityConfig, ReplicaDigest, Report,
+    check_run_timed, replica_digest, FinalState, History, LinearizabilityConfig, ReplicaDigest,
+    Report, TimingConfig,
 };
 use auction_raft::host::GroupReader;
 use auction_raft::GroupId;
@@ -35,12 +36,14 @@ use auction_statemachine::KvRead;
 use crate::admin::{run_admin, AdminAction, AdminDesk};
 use crate::api_history;
 use crate::client::{
-    self, run_setup, Client, Workload, CLIENT_TIMEOUT_MS, SETUP_MS_MAX, WRITE_ATTEMPTS_MAX,
+    self, run_seller, run_setup, Client, Workload, CLIENT_TIMEOUT_MS, SETUP_MS_MAX,
+    WRITE_ATTEMPTS_MAX,
 };
-use crate::config::SimConfig;
+use crate::config::{PlantedBug, SimConfig};
 use crate::fault_state::{self, FaultState};
+use crate::invariants::{self, RaftInvariants, Sample};
 use crate::nemesis::{self, Fault, Scheduled, ACTIVE_FAULTS_MAX, LATENCY_MS};
-use crate::net::EPOCH_MS;
+use crate::net::{NodeClock, EPOCH_MS};
 use crate::node::{node_name, run_node, HostRegistry, SimHost};
 use crate::stamps;
 use crate::storage::SimDisk;
@@ -60,6 +63,20 @@ const RESTORE_ROUNDS_MAX: u64 = 3;
 const LEADERS_MS_MAX: u64 = 10_000;
 /// Simulated time one step advances.
 const TICK_MS: u64 = 1;
+/// Model steps one auction's linearizability search may take.
+pub const SEARCH_STATES_MAX: u64 = 2_000_000;
+/// How long after the last end a client saw the driver lets the cluster close it before it
+/// waits for quiet.
+const CLOSE_GRACE_MS: i64 = 2_000;
+/// Longest an auction may stay open after `max(its end, the heal)`: a few election time-outs
+/// and tick intervals.
+pub const CLOSE_WITHIN_MS: i64 = 5_000;
+/// How far an effective time may be from the real time of its operation: the cluster's
+/// `clock_skew_ms_max` plus the error of a leader's view of its peers' clocks (half a round
+/// trip; round trips above [`auction_raft::host::CLOCK_SAMPLE_RTT_MS_MAX`] are not used).
+pub fn effective_time_slack_ms() -> i64 {
+    auction_raft::host::CLOCK_SKEW_MS_MAX_DEFAULT + auction_raft::host::CLOCK_SAMPLE_RTT_MS_MAX
+}
 
 /// Why a run could not be judged, or what it found besides the history checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,22 +127,33 @@ impl fmt::Display for RunOutcome {
 }
 
 /// Turns the planted bug on for the life of the guard (off again even on a panic).
-struct PlantedGuard(bool);
+struct PlantedGuard(Option<PlantedBug>);
 
 impl PlantedGuard {
-    fn new(on: bool) -> PlantedGuard {
-        if on {
-            auction_statemachine::machine::planted::set_skip_dedup(true);
+    fn new(bug: Option<PlantedBug>) -> PlantedGuard {
+        if let Some(bug) = bug {
+            set_planted(bug, true);
         }
-        PlantedGuard(on)
+        PlantedGuard(bug)
     }
 }
 
 impl Drop for PlantedGuard {
     fn drop(&mut self) {
-        if self.0 {
-            auction_statemachine::machine::planted::set_skip_dedup(false);
+        if let Some(bug) = self.0 {
+            set_planted(bug, false);
         }
+    }
+}
+
+fn set_planted(bug: PlantedBug, on: bool) {
+    use auction_raft::host::planted::{set, Bug};
+    match bug {
+        PlantedBug::SkipDedup => auction_statemachine::machine::planted::set_skip_dedup(on),
+        PlantedBug::AcknowledgeBeforeCommit => set(Bug::AcknowledgeBeforeCommit, on),
+        PlantedBug::RestoreLeadership => set(Bug::RestoreLeadership, on),
+        PlantedBug::LocalLinearizableRead => set(Bug::LocalLinearizableRead, on),
+        PlantedBug::UnboundedStamps => set(Bug::UnboundedStamps, on),
     }
 }
 
@@ -141,6 +169,17 @@ struct Driver<'a> {
     fault_state: FaultState,
     /// Simulated ms at which the workload (and the fault schedule's clock) started.
     workload_start_ms: u64,
+    /// Simulated ms at which the last fault was healed and every node was a voter again.
+    healed_ms: u64,
+    /// Every node's clock, by node id - 1.
+    clocks: Vec<Arc<NodeClock>>,
+    /// The node whose clock a clock fault has set off, if any (one at a time).
+    clock_off: Option<u64>,
+    /// Every node's disk, by node id - 1, for the Raft invariants.
+    disks: Vec<Arc<SimDisk>>,
+    invariants: RaftInvariants,
+    /// Simulated ms of the next sample of the Raft invariants.
+    next_sample_ms: u64,
 }
 
 /// ", with N other(s) active" for fault lines, so overlaps read at a glance.
@@ -154,7 +193,9 @@ fn others_active(others: usize) -> String {
 
 /// Runs one simulation of `config`.
 pub fn run(config: &SimConfig) -> RunOutcome {
-    let planted = PlantedGuard::new(config.planted_skip_dedup);
+    // Every run numbers its tokio tasks in the same phase, first in its process or not.
+    crate::task_ids::align();
+    let planted = PlantedGuard::new(config.planted);
     let mut driver = Driver::new(config);
     driver.drive();
     drop(planted);
@@ -184,16 +225,31 @@ impl<'a> Driver<'a> {
             .build();
         let registry = Rc::new(HostRegistry::default());
         let groups: Vec<GroupId> = (0..=config.shards).collect();
-        for id in 1..=config.nodes {
-            let disk = Arc::new(SimDisk::new(groups.iter().copied()));
+        let clocks: Vec<Arc<NodeClock>> = (1..=config.nodes)
+            .map(|_| Arc::new(NodeClock::default()))
+            .collect();
+        let disks: Vec<Arc<SimDisk>> = (1..=config.nodes)
+            .map(|_| Arc::new(SimDisk::new(groups.iter().copied())))
+            .collect();
+        for ((id, clock), disk) in (1..=config.nodes)
+            .zip(clocks.iter().cloned())
+            .zip(disks.iter().cloned())
+        {
             let registry = registry.clone();
             let node_config = config.clone();
             sim.host(node_name(id), move || {
-                run_node(node_config.clone(), id, disk.clone(), registry.clone())
+                run_node(
+                    node_config.clone(),
+                    id,
+                    disk.clone(),
+                    registry.clone(),
+                    clock.clone(),
+                )
             });
         }
         let workload = Rc::new(Workload::new(config));
         sim.client("setup", run_setup(config.clone(), workload.clone()));
+        sim.client("seller", run_seller(config.clone(), workload.clone()));
         for process in 1..=config.clients {
             let client = Client::new(config, process, workload.clone());
             sim.client(format!("c{process}"), client.run());
@@ -213,22 +269,61 @@ impl<'a> Driver<'a> {
             problems: Vec::new(),
             fault_state: FaultState::new(),
             workload_start_ms: 0,
+            healed_ms: 0,
+            clocks,
+            clock_off: None,
+            disks,
+            invariants: RaftInvariants::default(),
+            next_sample_ms: 0,
         }
     }
 
-    /// One simulation step; a failure of the simulation is recorded and stops the run.
+    /// One simulation step; a failure of the simulation is recorded and stops the run. The
+    /// Raft invariants are sampled every [`invariants::SAMPLE_EVERY_MS`].
     fn step(&mut self) -> Result<bool, ()> {
-        self.sim.step().map_err(|error| {
+        let finished = self.sim.step().map_err(|error| {
             self.problems
                 .push(Problem(format!("simulation failed: {error}")));
-        })
+        })?;
+        let now = sim_ms(&self.sim);
+        if now >= self.next_sample_ms {
+            self.next_sample_ms = now + invariants::SAMPLE_EVERY_MS;
+            self.sample_invariants(now);
+        }
+        Ok(finished)
+    }
+
+    fn sample_invariants(&mut self, now: u64) {
+        for (id, disk) in (1..=self.config.nodes).zip(self.disks.iter()) {
+            let Some(host) = self.registry.get(id) else {
+                continue;
+            };
+            for group in 0..=self.config.shards {
+                let Ok(status) = host.group_status(group) else {
+                    continue;
+                };
+                let sample = Sample {
+                    node: id,
+                    group,
+                    incarnation: disk.incarnations(),
+                    term: status.term,
+                    committed: status.committed_index,
+                    disk,
+                };
+                self.invariants.observe(&sample, now);
+            }
+        }
     }
 
     fn drive(&mut self) {
         if self.setup().is_err() || self.workload_phase().is_err() {
             return;
         }
-        if self.drain_clients().is_err() {
+        self.healed_ms = sim_ms(&self.sim);
+        if self.drain_clients().is_err() || self.wait_for_ends().is_err() {
+            return;
+        }
+        if self.wait_quiet().is_err() || self.probe().is_err() {
             return;
         }
         let _ = self.wait_quiet();
@@ -290,6 +385,14 @@ impl<'a> Driver<'a> {
         ));
         let changes = self.fault_state.heal(fault, self.config.nodes);
         fault_state::apply(&mut self.sim, &changes);
+        if let Fault::Clock { node, .. } = fault {
+            if self.clock_off == Some(*node) && !is_skipped_clock(fault) {
+                if let Some(clock) = self.clock_of(*node) {
+                    clock.heal();
+                }
+                self.clock_off = None;
+            }
+        }
         if let Some(action) = fault.admin_heal() {
             self.admin.submit(action);
         }
@@ -366,7 +469,23 @@ impl<'a> Driver<'a> {
         // `slot < shards`, so it fits the group id's width.
         let group = 1 + slot as GroupId;
         let leader = self.leader(group).map(|leader| (group, leader));
-        let fault = nemesis::resolve(scheduled, self.config.nodes, leader);
+        let mut fault = nemesis::resolve(scheduled, self.config.nodes, leader);
+        if let Fault::Clock {
+            node,
+            offset_ms,
+            drift_ppm,
+        } = &mut fault
+        {
+            // One clock off at a time: a majority of clocks stay right.
+            if self.clock_off.is_some() {
+                (*offset_ms, *drift_ppm) = (0, 0);
+            } else {
+                self.clock_off = Some(*node);
+                if let Some(clock) = self.clock_of(*node) {
+                    clock.set_fault(*offset_ms, *drift_ppm);
+                }
+            }
+        }
         self.log(format!(
             "{offset_ms:>6} ms start: {} for {} ms{}",
             fault.describe(),
@@ -384,6 +503,12 @@ impl<'a> Driver<'a> {
     fn log(&mut self, line: String) {
         tracing::info!(seed = self.config.seed, "{line}");
         self.faults.push(line);
+    }
+
+    fn clock_of(&self, id: u64) -> Option<&Arc<NodeClock>> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|id| self.clocks.get(id.wrapping_sub(1)))
     }
 
     fn host(&self, id: u64) -> Option<Arc<SimHost>> {
@@ -411,6 +536,31 @@ impl<'a> Driver<'a> {
                 return Err(());
             }
         }
+    }
+
+    /// Runs the after-healing probe ([`client::run_probe`]) to its end.
+    fn probe(&mut self) -> Result<(), ()> {
+        self.sim.client(
+            "probe",
+            client::run_probe(self.config.clone(), self.workload.clone()),
+        );
+        self.drain_clients()
+    }
+
+    /// Lets the simulation run until the last end a client saw is [`CLOSE_GRACE_MS`] past, so
+    /// that the auctions close before the final state is read.
+    fn wait_for_ends(&mut self) -> Result<(), ()> {
+        let last_end = self.workload.ends.borrow().values().copied().max();
+        let Some(last_end) = last_end else {
+            return Ok(());
+        };
+        let until = last_end.saturating_add(CLOSE_GRACE_MS);
+        while crate::net::EPOCH_MS.saturating_add(i64::try_from(sim_ms(&self.sim)).unwrap_or(0))
+            < until
+        {
+            self.step()?;
+        }
+        Ok(())
     }
 
     /// Whether, in every group, every node runs, is a voter, agrees on the leader and has
@@ -545,6 +695,12 @@ impl<'a> Driver<'a> {
 
     fn finish(mut self) -> RunOutcome {
         self.faults.extend(self.admin.take_log());
+        let violations = self.invariants.violations();
+        self.problems.extend(
+            violations
+                .into_iter()
+                .map(|line| Problem(format!("Raft invariant: {line}"))),
+        );
         let quiet = self.problems.is_empty();
         let state = if quiet { self.final_state() } else { None };
         let recorded = self.workload.history.borrow().clone();
@@ -557,8 +713,21 @@ impl<'a> Driver<'a> {
                 let reads = self.workload.bid_reads.borrow().clone();
                 let read_problems = api_history::check_bid_reads(&reads, &final_state);
                 self.problems.extend(read_problems.into_iter().map(Problem));
-                let config = LinearizabilityConfig::default();
-                match check_run(&history, &final_state, &digests, &config) {
+                // Ten times the library's default: a search that gives up fails the run, and a
+                // few auctions with several unknown retries of one write need a few hundred
+                // thousand states (seed 30: linearizable within 2 million, not 200,000).
+                let config = LinearizabilityConfig {
+                    search_states_max: SEARCH_STATES_MAX,
+                    ..LinearizabilityConfig::default()
+                };
+                let timing = TimingConfig {
+                    epoch_ms: EPOCH_MS,
+                    skew_ms: effective_time_slack_ms(),
+                    healed_at: self.healed_ms,
+                    observed_at: sim_ms(&self.sim),
+                    close_within_ms: CLOSE_WITHIN_MS,
+                };
+                match check_run_timed(&history, &final_state, &digests, &config, Some(&timing)) {
                     Ok(report) => (Some(report), digests, history),
                     Err(error) => {
                         self.problems
@@ -581,6 +750,18 @@ impl<'a> Driver<'a> {
             simulated_ms: sim_ms(&self.sim),
         }
     }
+}
+
+/// A clock fault the driver skipped because another clock was off.
+fn is_skipped_clock(fault: &Fault) -> bool {
+    matches!(
+        fault,
+        Fault::Clock {
+            offset_ms: 0,
+            drift_ppm: 0,
+            ..
+        }
+    )
 }
 
 /// The run's fingerprint: history, faults, replica digests and problems.

@@ -9,7 +9,10 @@
 //! [`fill_unknown_stamps`] gives each unknown write of the history that time as its
 //! `proposed_ts` (the model applies it at `max(stamp, last applied)`, which is that time in
 //! any linearization where the write took effect then). A write that left no record never took
-//! effect, and keeps no stamp.
+//! effect: it becomes `fail` (definitely not applied), so the search does not try it at every
+//! later point. If the cluster ever applied a write without leaving a record, the model could
+//! not explain what the write did and the run fails: a false alarm at worst, never a missed
+//! bug.
 //!
 //! The record's key is the state machine's private de-duplication identity as
 //! [`auction_jepsen::model::dedup_identity`] mirrors it; if that ever changes, lookups miss and
@@ -33,7 +36,8 @@ fn applied_at(shard: &impl KvRead, write: &WriteRequest) -> Option<TimestampMs> 
     dedup_record(shard, write).map(|record| record.created_at)
 }
 
-/// Gives every unknown write without a stamp the time its record says it took effect.
+/// Gives every unknown write without a stamp the time its record says it took effect, and turns
+/// an unknown write without a record into a failure.
 /// `shard_of` names the group of a write; `shards` reads each group's final state.
 pub fn fill_unknown_stamps<R: KvRead>(
     history: &History,
@@ -54,8 +58,22 @@ pub fn fill_unknown_stamps<R: KvRead>(
             }
             EventKind::Complete(Completion::Info { proposed_ts, .. }) if proposed_ts.is_none() => {
                 if let Some(Some(write)) = open.remove(&event.process) {
-                    let shard = shards.get(&shard_of(&write));
-                    *proposed_ts = shard.and_then(|shard| applied_at(shard, &write));
+                    if let Some(shard) = shards.get(&shard_of(&write)) {
+                        match applied_at(shard, &write) {
+                            Some(at) => *proposed_ts = Some(at),
+                            // Every applied client write leaves a record the run outlives:
+                            // none means it never took effect, and never will (the cluster
+                            // is quiet). Left open, each such write could apply anywhere
+                            // later, and a few of them made the search explode.
+                            None => {
+                                event.kind = EventKind::Complete(Completion::Fail {
+                                    reason: "unknown, and left no de-duplication record: \
+                                             never took effect"
+                                        .to_owned(),
+                                })
+                            }
+                        }
+                    }
                 }
             }
             EventKind::Complete(_) => {

@@ -66,6 +66,23 @@ impl SimDisk {
     }
 }
 
+impl SimDisk {
+    /// The log ids of `group`'s entries `from..=to` in the current incarnation's log (see
+    /// [`MemLog::live_log_ids`]).
+    pub fn live_log_ids(
+        &self,
+        group: GroupId,
+        from: u64,
+        to: u64,
+    ) -> Vec<openraft::alias::LogIdOf<AuctionRaft>> {
+        let current = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        current
+            .as_ref()
+            .map(|log| log.live_log_ids(group, from, to))
+            .unwrap_or_default()
+    }
+}
+
 /// The storage of one incarnation of a node.
 pub struct SimStorage {
     log: Arc<MemLog<AuctionRaft>>,

@@ -3,24 +3,22 @@
 //!
 //! Bit-for-bit reproduction needs tokio's RNG seeded (turmoil seeds it only under
 //! `--cfg tokio_unstable`: tokio's watch channels pick one of eight wait lists at random, which
-//! decides the order in which openraft's tasks wake). Build and run it with
+//! decides the order in which openraft's tasks wake); the crate refuses to build without it
+//! (`cluster/bin/env.sh` sets it):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=~/.cache/auction-cluster/target-tokio-unstable \
-//!     cargo test --release -p auction-sim --test determinism
+//! . cluster/bin/env.sh && cargo test --release -p auction-sim --test determinism
 //! ```
 //!
-//! Without that flag the test is ignored (the runs are then only equal in their seeded parts).
-//!
-//! What holds today: one seed run in two fresh processes gives one trace hash
+//! What holds: one seed run in two fresh processes gives one trace hash
 //! (`one_seed_in_two_processes_gives_one_trace`, which runs the `sim` binary twice: exactly how
 //! a printed reproduce command is used), with every fault kind (overlapping faults, node
-//! removals) and the HTTP API clients (the API's ids, tokens and salts come from the seed, and
-//! argon2 runs inline: on tokio's blocking pool its finishing moment is real time, which
-//! reordered the node's tasks and made two processes diverge). What does not yet: two runs of one seed inside one
-//! process diverge after a while (the `known_failing_*` tests, ignored). The suspects are
-//! process-wide state that outlives a run and wall-clock time leaking into the stack (h2 forgets
-//! locally reset streams after one second of `std::time::Instant` time); see the crate docs.
+//! removals, clock faults) and the HTTP API clients (the API's ids, tokens and salts come from
+//! the seed, and argon2 runs inline: on tokio's blocking pool its finishing moment is real
+//! time, which reordered the node's tasks and made two processes diverge). And two runs of one
+//! seed in one process agree too, since every run aligns tokio's process-wide task ids to one
+//! phase (`auction_sim::task_ids`: a crash drops a node's tasks in an order that depends on
+//! their ids modulo 4).
 
 use std::sync::Mutex;
 
@@ -73,16 +71,12 @@ fn assert_reproduces(config: &SimConfig) {
 }
 
 #[test]
-#[ignore = "KNOWN FAILURE: two runs of one seed in one process diverge (after ~1,000 events), \
-            even with --cfg tokio_unstable and one run at a time; two processes agree"]
-fn known_failing_one_seed_twice_in_one_process_three_nodes() {
+fn one_seed_twice_in_one_process_three_nodes() {
     assert_reproduces(&SimConfig::new(7));
 }
 
 #[test]
-#[ignore = "KNOWN FAILURE: two runs of one seed in one process diverge (after ~150 events), \
-            even with --cfg tokio_unstable and one run at a time; two processes agree"]
-fn known_failing_one_seed_twice_in_one_process_five_nodes() {
+fn one_seed_twice_in_one_process_five_nodes() {
     assert_reproduces(&SimConfig {
         nodes: 5,
         duration_ms: 15_000,
@@ -107,10 +101,6 @@ fn trace_hash_of_process(args: &[&str]) -> String {
 /// A failing seed is reproduced by running the printed command again, in a new process: two
 /// processes of one seed must agree.
 #[test]
-#[cfg_attr(
-    not(tokio_unstable),
-    ignore = "needs RUSTFLAGS=\"--cfg tokio_unstable\" (tokio's RNG is seeded only then)"
-)]
 fn one_seed_in_two_processes_gives_one_trace() {
     let _serial = SERIAL
         .lock()

@@ -324,6 +324,10 @@ fn the_search_bound_gives_unknown() {
         other => panic!("expected unknown, got {other:#?}"),
     }
     assert_eq!(checks[0].states_explored, 5);
+    // A search that gave up is a failed check, never a pass.
+    let outcome = auction_jepsen::report::linearizability_outcome(&checks);
+    assert!(outcome.is_failed(), "{outcome:?}");
+    assert!(outcome.details[0].contains("gave up"), "{outcome:?}");
 }
 
 #[test]

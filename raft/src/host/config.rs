@@ -35,6 +35,9 @@ pub struct HostConfig {
     /// local replica is fresh with a read barrier; well below the staleness those reads allow.
     pub freshness_refresh_ms: u64,
     pub network: NetworkConfig,
+    /// A leader's stamp is its clock clamped to within this of the majority's view of time
+    /// (see `host::skew`); DESIGN.md's `clock_skew_ms_max`.
+    pub clock_skew_ms_max: i64,
     /// Seeds openraft's random choices (election time-outs) in every group: the simulator sets
     /// the run's seed; `new` draws one from the OS.
     pub rng_seed: u64,
@@ -58,6 +61,7 @@ impl HostConfig {
             leader_wait_ms: 2_000,
             route_attempts_max: 5,
             freshness_refresh_ms: 200,
+            clock_skew_ms_max: super::CLOCK_SKEW_MS_MAX_DEFAULT,
             network: NetworkConfig::default(),
             rng_seed: random_seed(node_id),
         }
@@ -86,7 +90,7 @@ impl HostConfig {
             // appends may still be unsynced when the followers' acknowledgements commit them,
             // so after a crash it would lead with a log and commit index behind the cluster's
             // and serve stale reads (the simulator's seed 42).
-            enable_leader_restore: Some(false),
+            enable_leader_restore: Some(super::planted::restore_leadership()),
             ..Default::default()
         };
         config.validate()

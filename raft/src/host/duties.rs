@@ -157,11 +157,13 @@ fn tick_is_due<S: NodeStorage>(inner: &HostInner<S>, group: GroupId, last_tick: 
     if last_tick.elapsed() >= housekeeping {
         return true;
     }
-    let Ok(group) = inner.group(group) else {
+    let Ok(handle) = inner.group(group) else {
         return false;
     };
-    match query::next_due_end_time(&group.reader) {
-        Ok(Some(end_time)) => end_time <= inner.clock.now_ms(),
+    // The time the tick would be stamped with: a clock ahead of the majority's does not make
+    // ticks due early (they would close nothing), one behind does not make them late.
+    match query::next_due_end_time(&handle.reader) {
+        Ok(Some(end_time)) => inner.stamp_ms(group).is_some_and(|now| end_time <= now),
         Ok(None) => false,
         Err(error) => {
             tracing::warn!(%error, "cannot read the next end time");

@@ -19,6 +19,8 @@
 
 pub mod budget;
 pub mod clock;
+pub mod planted;
+mod skew;
 pub mod cluster;
 pub mod config;
 mod duties;
@@ -48,6 +50,7 @@ use crate::types::{AuctionRaft, SeededRuntime};
 use crate::{GroupId, NodeId};
 
 pub use clock::{Clock, SystemClock};
+pub use skew::{ClockView, CLOCK_SAMPLE_RTT_MS_MAX, CLOCK_SKEW_MS_MAX_DEFAULT};
 pub use config::HostConfig;
 pub use status::{GroupStatus, ReplicaProgress, Role};
 pub use storage::{NodeStorage, RocksStorage};
@@ -105,6 +108,8 @@ pub(crate) struct HostInner<S: NodeStorage> {
     forwarders: forward::Forwarders,
     budgets: budget::Budgets,
     clock: Arc<dyn Clock>,
+    /// The clock bounded by the majority's view (`clock_skew_ms_max`), which stamps commands.
+    clocks: Arc<ClockView>,
     events: broadcast::Sender<AppliedEvent>,
     shutdown: watch::Sender<bool>,
     /// When the host started, for [`read::Freshness`] (tokio's clock: simulated time in the
@@ -164,6 +169,8 @@ impl<S: NodeStorage> RaftHost<S> {
             );
         }
         let (shutdown, _) = watch::channel(false);
+        let clocks = Arc::new(ClockView::new(clock.clone(), config.clock_skew_ms_max));
+        router.set_peer_clock(clocks.clone());
         let inner = Arc::new(HostInner {
             config,
             groups,
@@ -174,6 +181,7 @@ impl<S: NodeStorage> RaftHost<S> {
             forwarders: forward::Forwarders::default(),
             budgets: budget::Budgets::default(),
             clock,
+            clocks,
             events,
             shutdown,
             started: tokio::time::Instant::now(),
@@ -395,9 +403,16 @@ impl<S: NodeStorage> HostInner<S> {
         self.config.node_id
     }
 
-    /// The time a leader stamps a command with: this node's clock.
-    fn stamp_ms(&self) -> auction_statemachine::TimestampMs {
-        self.clock.now_ms()
+    /// The time a leader of `group` stamps a command with: this node's clock bounded by the
+    /// majority's view of time (see [`skew`]); `None` without a majority view (refuse).
+    fn stamp_ms(&self, group: GroupId) -> Option<auction_statemachine::TimestampMs> {
+        let Ok(handle) = self.group(group) else {
+            return None;
+        };
+        let metrics = handle.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let voters = metrics.membership_config.membership().voter_ids();
+        self.clocks.bounded_now_ms(self.node_id(), voters)
     }
 
     /// Milliseconds since the host started, never 0.

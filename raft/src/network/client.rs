@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use auction_proto::raft::raft_service_client::RaftServiceClient;
@@ -33,7 +33,8 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use super::{NetworkConfig, PeerAddress, SnapshotPayload, TlsIdentity};
+use super::clock_sample::reply_clock_ms;
+use super::{NetworkConfig, PeerAddress, PeerClockSink, SnapshotPayload, TlsIdentity};
 use crate::codec;
 use crate::error::Error;
 use crate::GroupId;
@@ -83,6 +84,8 @@ struct RouterInner<C: RaftTypeConfig> {
     config: NetworkConfig,
     channel_factory: ChannelFactory,
     peers: RwLock<HashMap<C::NodeId, Peer>>,
+    /// Where the clocks that replies carry go (see [`super::clock_sample`]).
+    peer_clock: OnceLock<Arc<dyn PeerClockSink<C::NodeId>>>,
 }
 
 /// Sends the Raft RPCs of every group of this node; one channel per peer node.
@@ -121,9 +124,16 @@ impl<C: RaftTypeConfig, SD> GrpcRouter<C, SD> {
                 config,
                 channel_factory,
                 peers: RwLock::new(HashMap::new()),
+                peer_clock: OnceLock::new(),
             }),
             _snapshot: PhantomData,
         }
+    }
+
+    /// Hands the clocks that peers' replies carry to `sink` from now on (set once; a second
+    /// sink is ignored).
+    pub fn set_peer_clock(&self, sink: Arc<dyn PeerClockSink<C::NodeId>>) {
+        let _ = self.inner.peer_clock.set(sink);
     }
 
     /// Records where `node_id` listens; reconnects only if the address changed.
@@ -240,11 +250,16 @@ impl<C: RaftTypeConfig, SD> GrpcRouter<C, SD> {
             payload: Bytes::from(payload),
         };
         let timeout = self.rpc_timeout(option);
+        let sent = tokio::time::Instant::now();
         let reply = match tokio::time::timeout(timeout, call(client, envelope)).await {
             Err(_elapsed) => return Err(self.timeout_error(action, target, timeout).into()),
             Ok(Err(status)) => return Err(status_to_rpc_error(&status)),
-            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Ok(reply)) => reply,
         };
+        if let (Some(sink), Some(peer_ms)) = (self.inner.peer_clock.get(), reply_clock_ms(&reply)) {
+            sink.observe(&target, peer_ms, sent, tokio::time::Instant::now());
+        }
+        let reply = reply.into_inner();
         codec::decode("raft reply", &reply.payload)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))
     }

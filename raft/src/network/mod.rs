@@ -34,6 +34,11 @@
 //!     .serve(listen_addr).await?;
 //! ```
 //!
+//! Clocks ([`clock_sample`]): every vote, pre-vote and `AppendEntries` reply carries the
+//! replying node's wall clock, which the sender hands to its [`PeerClockSink`] (set with
+//! [`GrpcRouter::set_peer_clock`] and [`RaftGrpcService::with_peer_clock`]); the host bounds
+//! its stamps with them.
+//!
 //! Authentication ([`tls`], [`certs`]): with [`NetworkConfig::tls`] set, the channels of
 //! [`tcp_channel_factory`] speak mutual TLS (the node's certificate, the cluster CA as the only
 //! trust root) and a server built with [`tls::TlsIdentity::server_config`] refuses a client
@@ -47,6 +52,7 @@
 pub mod admin;
 pub mod certs;
 pub mod client;
+pub mod clock_sample;
 pub mod probe;
 pub mod server;
 pub mod tls;
@@ -54,6 +60,7 @@ pub mod tls;
 use std::io::Cursor;
 
 pub use admin::AdminGrpcService;
+pub use clock_sample::{PeerClockSink, CLOCK_HEADER};
 pub use client::{tcp_channel_factory, ChannelFactory, GrpcNetworkFactory, GrpcRouter};
 pub use server::{GroupRegistry, RaftGrpcService};
 pub use tls::TlsIdentity;

@@ -22,7 +22,7 @@ use openraft::{Raft, RaftTypeConfig, Snapshot};
 use serde::Serialize;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{NetworkConfig, SnapshotPayload};
+use super::{NetworkConfig, PeerClockSink, SnapshotPayload};
 use crate::codec;
 use crate::error::Error;
 use crate::GroupId;
@@ -81,11 +81,34 @@ impl<C: RaftTypeConfig, SM: RaftStateMachine<C>> GroupRegistry<C, SM> {
 pub struct RaftGrpcService<C: RaftTypeConfig, SM: RaftStateMachine<C>> {
     registry: Arc<GroupRegistry<C, SM>>,
     config: NetworkConfig,
+    /// Whose clock the replies carry (see [`super::clock_sample`]); none without it.
+    clock: Option<Arc<dyn PeerClockSink<C::NodeId>>>,
 }
 
 impl<C: RaftTypeConfig, SM: RaftStateMachine<C>> RaftGrpcService<C, SM> {
     pub fn new(registry: Arc<GroupRegistry<C, SM>>, config: NetworkConfig) -> Self {
-        Self { registry, config }
+        Self {
+            registry,
+            config,
+            clock: None,
+        }
+    }
+
+    /// Vote and `AppendEntries` replies carry this clock's reading.
+    pub fn with_peer_clock(mut self, clock: Arc<dyn PeerClockSink<C::NodeId>>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// A reply with this node's clock on it.
+    fn clocked<T: Serialize>(
+        &self,
+        what: &'static str,
+        value: &T,
+    ) -> Result<Response<RaftReply>, Status> {
+        let mut answer = reply(what, value)?;
+        super::clock_sample::stamp_reply(&mut answer, self.clock.as_deref());
+        Ok(answer)
     }
 
     /// The tonic service to add to a `tonic::transport::Server`.
@@ -177,7 +200,7 @@ where
             .vote(rpc)
             .await
             .map_err(|error| raft_failed(group_id, error))?;
-        reply("vote response", &response)
+        self.clocked("vote response", &response)
     }
 
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
@@ -188,7 +211,7 @@ where
             .pre_vote(rpc)
             .await
             .map_err(|error| raft_failed(group_id, error))?;
-        reply("pre-vote response", &response)
+        self.clocked("pre-vote response", &response)
     }
 
     async fn append_entries(
@@ -202,7 +225,7 @@ where
             .append_entries(rpc)
             .await
             .map_err(|error| raft_failed(group_id, error))?;
-        reply("append entries response", &response)
+        self.clocked("append entries response", &response)
     }
 
     async fn transfer_leader(

@@ -43,13 +43,13 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     auctions: u64,
     /// Fault kinds: all, none, or a comma list of partition, crash, hold, latency,
-    /// membership, transfer.
+    /// membership, transfer, clock.
     #[arg(long, default_value = "all")]
     faults: FaultMix,
-    /// PLANTED BUG, for reproducing the planted-bug test: the state machine skips
-    /// de-duplication, so retried writes apply twice.
+    /// PLANTED BUG, for reproducing a planted-bug test: skip-dedup, ack-before-commit,
+    /// restore-leadership, local-linearizable-read or unbounded-stamps.
     #[arg(long, hide = true)]
-    planted_skip_dedup: bool,
+    planted: Option<auction_sim::PlantedBug>,
     /// Keep going after a failure.
     #[arg(long)]
     keep_going: bool,
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         clients: args.clients.max(1),
         auctions: args.auctions.max(1),
         faults: args.faults.clone(),
-        planted_skip_dedup: args.planted_skip_dedup,
+        planted: args.planted,
         ..SimConfig::new(args.seed)
     };
     let started = Instant::now();
