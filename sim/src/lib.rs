@@ -9,41 +9,46 @@
 //! A run ([`run::run`]): 3 or 5 nodes ([`node`]), each the real `RaftHost` on the in-memory
 //! log whose unsynced writes a crash loses ([`storage`]) and the real HTTP API router
 //! (`auction-api`) on turmoil's TCP ([`http`]); clients ([`client`]) that bid, proxy bid, buy
-//! now and read a few hot auctions through any node, half of their operations through the HTTP
+//! now and read a few hot, short auctions (seconds, with anti-sniping, listed through the run
+//! by a seller, a quarter of the operations aimed at their last seconds) through any node,
+//! half of their operations through the HTTP
 //! API as registered users with sessions ([`api_client`]), the rest through a small framed
 //! protocol that calls the host directly, with idempotency keys and retries, recording a Jepsen
 //! [`History`](auction_jepsen::History); a nemesis ([`nemesis`]) that partitions, crashes and
-//! restarts, holds and releases messages, spikes latency, demotes, removes and re-adds voters
-//! and transfers leadership ([`admin`]), on a schedule drawn from the seed in which two faults
-//! may overlap ([`fault_state`] keeps their healing apart). At the end the cluster is healed,
-//! every node is made a voter again, the cluster is allowed to become quiet, the API writes
+//! restarts, holds and releases messages, spikes latency, demotes, removes and re-adds voters,
+//! transfers leadership ([`admin`]) and sets one node's clock off or drifting
+//! ([`net::NodeClock`]), on a schedule drawn from the seed in which two faults
+//! may overlap ([`fault_state`] keeps their healing apart). Throughout, the driver samples Raft
+//! invariants on every node ([`invariants`]). At the end the cluster is healed, every node is
+//! made a voter again, the last auctions are let close, the cluster is allowed to become quiet,
+//! a probe writes and reads through every node ([`client::run_probe`]), the API writes
 //! are resolved against what the shards applied ([`api_history`]), and the `auction-jepsen`
 //! checks judge the run: linearizability per auction against the state machine as the model,
 //! no acknowledged bid lost, no command applied twice, every replica of a group with the same
-//! state digest, the invariants; plus the simulator's own: every acknowledged API write took
+//! state digest, the invariants, endings and anti-sniping, effective times within real time
+//! widened by the skew bound, closes in time after healing; plus the simulator's own: every acknowledged API write took
 //! effect as answered, and every bid a history read showed is in the final history.
 //!
 //! Determinism: every random choice of the harness comes from [`rng::SimRng`] streams of the
 //! seed; turmoil's network is seeded with it; openraft's randomness is seeded per group from it
-//! (`HostConfig::rng_seed`); the leader's clock, and the API's, is simulated time from a fixed
-//! epoch ([`net::SimClock`]); ids are derived from the seed, never from the OS, including the
+//! (`HostConfig::rng_seed`); a node's clock, and its API's, is simulated time from a fixed
+//! epoch plus the seeded clock faults ([`net::NodeClock`]); ids are derived from the seed, never from the OS, including the
 //! ids, session tokens and password salts the API mints (`auction_api::auth::Entropy::Seeded`
 //! in [`node::api_config`]); the API's rate limiter, which reads the wall clock, is off; argon2
 //! runs on the blocking pool, which stops simulated time until it is done; the node and client
 //! software runs on turmoil's single-threaded per-host runtimes; the final state is read in key
 //! order. What is *not* closed:
-//! - tokio's own RNG: tokio's watch channels pick one of eight wait lists at random, which
-//!   decides the order in which openraft's tasks (replication streams) wake, and unbiased
-//!   `select!`s pick a random first branch. turmoil seeds it only in a build with
-//!   `--cfg tokio_unstable`, which the workspace's shared target directory is not built with
-//!   (see the README for the separate target directory). Without it, runs of one seed diverge
-//!   within the first second; every check still holds for each run.
-//! - With it, one seed in two fresh processes gives one trace hash (tested), but two runs in
-//!   one process still diverge after a while: some process-wide state outlives a run, or wall
-//!   time leaks in (h2 forgets locally reset streams after one second of `std::time::Instant`
-//!   time; hyper's `date` header). Not found yet.
+//! tokio's own RNG (its watch channels pick one of eight wait lists at random, which decides
+//! the order in which openraft's tasks wake) is seeded by turmoil only in a build with
+//! `--cfg tokio_unstable`, so the crate refuses to build without it. tokio's task ids come
+//! from a process-wide counter, and a crash drops a node's tasks in an order that depends on
+//! them, so every run first aligns the counter ([`task_ids`]): two runs of one seed in one
+//! process, like two processes, give one trace hash (tested). What may still leak: wall time
+//! inside h2 (it forgets locally reset streams after one second of `std::time::Instant`
+//! time) and hyper's `date` header.
 //!
-//! Not done yet: client-to-node partitions; slow disks; three or more faults at once; API
+//! Not done yet: message loss, duplication and reordering on node links; client-to-node
+//! partitions; slow disks; three or more faults at once; a whole-cluster crash; API
 //! routes other than register, login, bids, proxy bids, buy now, auction and bid history
 //! reads; HTTP keep-alive.
 

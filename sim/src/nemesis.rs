@@ -246,7 +246,12 @@ pub fn resolve(scheduled: &Scheduled, nodes: u64, leader: Option<(GroupId, u64)>
     let first = order.first().copied().unwrap_or(1);
     let second = order.get(1).copied().unwrap_or(1);
     match scheduled.kind {
-        FaultKind::Crash => Fault::Crash { node: first },
+        // Half the time a leader: its unsynced appends, committed by the followers' copies,
+        // are what a restart must not lead with (the seed-42 bug).
+        FaultKind::Crash => match leader {
+            Some((_, leader)) if rng.percent(50) => Fault::Crash { node: leader },
+            _ => Fault::Crash { node: first },
+        },
         FaultKind::Hold => Fault::Hold {
             a: first,
             b: second,

@@ -213,6 +213,10 @@ impl<'a> Driver<'a> {
             + CLIENT_TIMEOUT_MS * u64::from(WRITE_ATTEMPTS_MAX + 1)
             + QUIET_MS_MAX
             + (RESTORE_ROUNDS_MAX + 1) * (ADMIN_DRAIN_MS_MAX + LEADERS_MS_MAX)
+            // The last auctions' ends, the probe and the second wait for quiet.
+            + 30_000
+            + CLIENT_TIMEOUT_MS * u64::from(WRITE_ATTEMPTS_MAX + 1)
+            + QUIET_MS_MAX
             + 10_000;
         let mut sim = turmoil::Builder::new()
             .rng_seed(config.seed)
