@@ -27,8 +27,8 @@ use auction_statemachine::outcome::Outcome;
 use auction_statemachine::{Auction, BidStep, Op, Phase};
 
 use crate::checks::{FinalAuction, FinalState};
-use crate::model::dedup_identity;
 use crate::history::{History, LogicalTime, OkValue, OpRecord, OpStatus, Operation};
+use crate::model::dedup_identity;
 use crate::report::CheckOutcome;
 
 /// How a history's times relate to the cluster's clocks, and the bounds the timing checks use.

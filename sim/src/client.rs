@@ -525,7 +525,16 @@ pub async fn run_setup(config: SimConfig, workload: Rc<Workload>) -> turmoil::Re
     for index in 0..config.auctions {
         let new = short_auction(index, config.shards, &mut rng);
         let auction = new.auction_id;
-        let listed = list(&config, &workload, process, &mut rng, new, deadline, u32::MAX).await;
+        let listed = list(
+            &config,
+            &workload,
+            process,
+            &mut rng,
+            new,
+            deadline,
+            u32::MAX,
+        )
+        .await;
         if !listed {
             return Err(format!("auction {auction} not created within {SETUP_MS_MAX} ms").into());
         }
@@ -555,7 +564,16 @@ pub async fn run_seller(config: SimConfig, workload: Rc<Workload>) -> turmoil::R
         }
         let new = short_auction(index, config.shards, &mut rng);
         let deadline = now + CLIENT_TIMEOUT_MS * u64::from(LIST_ATTEMPTS_MAX);
-        list(&config, &workload, process, &mut rng, new, deadline, LIST_ATTEMPTS_MAX).await;
+        list(
+            &config,
+            &workload,
+            process,
+            &mut rng,
+            new,
+            deadline,
+            LIST_ATTEMPTS_MAX,
+        )
+        .await;
     }
     Ok(())
 }
@@ -654,7 +672,8 @@ pub async fn run_probe(config: SimConfig, workload: Rc<Workload>) -> turmoil::Re
     for node in 1..=config.nodes {
         for slot in 0..u64::from(shards) {
             let index = base + (node - 1) * u64::from(shards) + slot;
-            let mut new = NewAuction::lasting(auction_id(index, shards), user(0), "probe", "1", 3_600);
+            let mut new =
+                NewAuction::lasting(auction_id(index, shards), user(0), "probe", "1", 3_600);
             new.anti_snipe = None;
             if probe_write(&workload, process, node, new).await {
                 probes.push(auction_id(index, shards));
@@ -680,7 +699,9 @@ pub async fn run_probe(config: SimConfig, workload: Rc<Workload>) -> turmoil::Re
 async fn probe_write(workload: &Workload, process: u64, node: u64, new: NewAuction) -> bool {
     let auction = new.auction_id;
     let request = WriteRequest {
-        request_id: RequestId(Uuid::from_u128(0x960b_e000_0000 + auction.0.as_u128() % 0x1_0000_0000)),
+        request_id: RequestId(Uuid::from_u128(
+            0x960b_e000_0000 + auction.0.as_u128() % 0x1_0000_0000,
+        )),
         idempotency_key: None,
         op: Op::CreateAuction(new),
     };
@@ -709,7 +730,8 @@ async fn probe_write(workload: &Workload, process: u64, node: u64, new: NewAucti
                 return created;
             }
             Call::NotSent(reason) => Completion::Fail { reason },
-            Call::Lost(reason) | Call::Answered(ClientReply::Write(Err(Refusal::Unknown(reason)))) => {
+            Call::Lost(reason)
+            | Call::Answered(ClientReply::Write(Err(Refusal::Unknown(reason)))) => {
                 Completion::Info {
                     reason,
                     proposed_ts: None,
@@ -728,7 +750,12 @@ async fn probe_write(workload: &Workload, process: u64, node: u64, new: NewAucti
 
 async fn probe_read(workload: &Workload, process: u64, node: u64, auction: AuctionId) -> bool {
     for _ in 0..PROBE_ATTEMPTS_MAX {
-        workload.invoke(process, Operation::Read { auction_id: auction });
+        workload.invoke(
+            process,
+            Operation::Read {
+                auction_id: auction,
+            },
+        );
         let request = ClientRequest::Read {
             group: workload.shard_of(auction),
             auction_id: auction,
@@ -737,10 +764,7 @@ async fn probe_read(workload: &Workload, process: u64, node: u64, auction: Aucti
         let completion = match reply {
             Call::Answered(ClientReply::Read(Ok(observed))) => {
                 let found = observed.is_some();
-                workload.complete(
-                    process,
-                    Completion::Ok(OkValue::Read { auction: observed }),
-                );
+                workload.complete(process, Completion::Ok(OkValue::Read { auction: observed }));
                 return found;
             }
             Call::Answered(other) => Completion::Fail {

@@ -119,7 +119,10 @@ impl RaftInvariants {
     pub fn violations(&self) -> Vec<String> {
         let mut lines = self.violations.clone();
         if self.omitted > 0 {
-            lines.push(format!("... and {} more Raft invariant violations", self.omitted));
+            lines.push(format!(
+                "... and {} more Raft invariant violations",
+                self.omitted
+            ));
         }
         lines
     }

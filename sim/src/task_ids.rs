@@ -21,14 +21,17 @@ pub const ALIGN_TO: u64 = 64;
 /// Makes the next task id spawned in this process a multiple of [`ALIGN_TO`]. Returns the id
 /// of the last no-op task spawned (for tests), or `None` when no runtime could be built.
 pub fn align() -> Option<u64> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .ok()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build().ok()?;
     let mut last = None;
     // Bounded: the counter moves by at least one per spawn, so ALIGN_TO spawns reach the phase
     // (other threads spawning meanwhile only make it reach it sooner or later by a lap).
     for _ in 0..ALIGN_TO * 4 {
-        let id = runtime.spawn(async {}).id().to_string().parse::<u64>().ok()?;
+        let id = runtime
+            .spawn(async {})
+            .id()
+            .to_string()
+            .parse::<u64>()
+            .ok()?;
         last = Some(id);
         if (id + 1) % ALIGN_TO == 0 {
             break;

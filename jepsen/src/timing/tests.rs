@@ -222,7 +222,10 @@ fn a_reported_end_that_is_not_the_end_in_force_is_reported() {
     lab.history = History::from_events(events);
     let outcome = check_endings(&lab.records(), &lab.final_state());
     assert!(outcome.is_failed(), "{outcome:?}");
-    assert!(outcome.details[0].contains("reported the end"), "{outcome:?}");
+    assert!(
+        outcome.details[0].contains("reported the end"),
+        "{outcome:?}"
+    );
 }
 
 #[test]

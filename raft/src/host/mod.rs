@@ -19,16 +19,16 @@
 
 pub mod budget;
 pub mod clock;
-pub mod planted;
-mod skew;
 pub mod cluster;
 pub mod config;
 mod duties;
 mod forward;
+pub mod planted;
 mod propose;
 mod read;
 mod route;
 pub mod service;
+mod skew;
 pub mod status;
 pub mod storage;
 
@@ -50,8 +50,8 @@ use crate::types::{AuctionRaft, SeededRuntime};
 use crate::{GroupId, NodeId};
 
 pub use clock::{Clock, SystemClock};
-pub use skew::{ClockView, CLOCK_SAMPLE_RTT_MS_MAX, CLOCK_SKEW_MS_MAX_DEFAULT};
 pub use config::HostConfig;
+pub use skew::{ClockView, CLOCK_SAMPLE_RTT_MS_MAX, CLOCK_SKEW_MS_MAX_DEFAULT};
 pub use status::{GroupStatus, ReplicaProgress, Role};
 pub use storage::{NodeStorage, RocksStorage};
 

@@ -219,10 +219,9 @@ pub fn decode_read_log_id<C: RaftTypeConfig>(bytes: &[u8]) -> Result<LogIdOf<C>,
 
 /// Raft, client forwarding and admin services of one node.
 pub(super) fn routes<S: NodeStorage>(inner: &Arc<HostInner<S>>) -> tonic::service::Routes {
-    let raft =
-        RaftGrpcService::new(inner.registry.clone(), inner.config.network.clone())
-            .with_peer_clock(inner.clocks.clone())
-            .into_server();
+    let raft = RaftGrpcService::new(inner.registry.clone(), inner.config.network.clone())
+        .with_peer_clock(inner.clocks.clone())
+        .into_server();
     let admin = AdminGrpcService::new(inner.config.node_id, inner.registry.clone()).into_server();
     let client = ClientServiceServer::new(ClientGrpcService {
         host: Arc::downgrade(inner),

@@ -149,11 +149,20 @@ mod tests {
     #[test]
     fn a_clock_ahead_of_the_majority_is_clamped_to_the_bound() {
         // Three voters: this node 3 s ahead, the others on time.
-        assert_eq!(bound(13_000, &mut [13_000, 10_000, 10_010], 3, 500), Some(10_510));
+        assert_eq!(
+            bound(13_000, &mut [13_000, 10_000, 10_010], 3, 500),
+            Some(10_510)
+        );
         // Behind by 3 s: raised to the bound below the view.
-        assert_eq!(bound(7_000, &mut [7_000, 10_000, 10_010], 3, 500), Some(9_500));
+        assert_eq!(
+            bound(7_000, &mut [7_000, 10_000, 10_010], 3, 500),
+            Some(9_500)
+        );
         // Within the bound: unchanged.
-        assert_eq!(bound(10_200, &mut [10_200, 10_000, 10_010], 3, 500), Some(10_200));
+        assert_eq!(
+            bound(10_200, &mut [10_200, 10_000, 10_010], 3, 500),
+            Some(10_200)
+        );
     }
 
     #[test]

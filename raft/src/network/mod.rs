@@ -60,8 +60,8 @@ pub mod tls;
 use std::io::Cursor;
 
 pub use admin::AdminGrpcService;
-pub use clock_sample::{PeerClockSink, CLOCK_HEADER};
 pub use client::{tcp_channel_factory, ChannelFactory, GrpcNetworkFactory, GrpcRouter};
+pub use clock_sample::{PeerClockSink, CLOCK_HEADER};
 pub use server::{GroupRegistry, RaftGrpcService};
 pub use tls::TlsIdentity;
 
