@@ -427,6 +427,27 @@ fn check_final_auction(outcome: &mut CheckOutcome, auction_id: AuctionId, stored
     }
 }
 
+/// The auctions with an accepted or unknown seller edit of the end time in `records` (the end
+/// may then move earlier) and, with `admin_extensions`, an admin extension too.
+pub(crate) fn end_changed(records: &[OpRecord], admin_extensions: bool) -> BTreeSet<AuctionId> {
+    records
+        .iter()
+        .filter(|record| record.status != OpStatus::Failed)
+        .filter_map(|record| match &record.operation {
+            Operation::Write(write) => match &write.op {
+                Op::UpdateAuction {
+                    auction_id,
+                    changes,
+                    ..
+                } if changes.end_time.is_some() => Some(*auction_id),
+                Op::AdminExtendAuction { auction_id, .. } if admin_extensions => Some(*auction_id),
+                _ => None,
+            },
+            Operation::Read { .. } => None,
+        })
+        .collect()
+}
+
 /// The most a read may not go below, from reads that completed before it was invoked.
 #[derive(Clone, Copy, Debug, Default)]
 struct Floor {
@@ -437,21 +458,7 @@ struct Floor {
 
 /// Reads: each is internally consistent, and real-time ordered reads never go backwards.
 fn check_reads(outcome: &mut CheckOutcome, records: &[OpRecord]) {
-    let edited: BTreeSet<AuctionId> = records
-        .iter()
-        .filter(|record| record.status != OpStatus::Failed)
-        .filter_map(|record| match &record.operation {
-            Operation::Write(write) => match &write.op {
-                Op::UpdateAuction {
-                    auction_id,
-                    changes,
-                    ..
-                } if changes.end_time.is_some() => Some(*auction_id),
-                _ => None,
-            },
-            Operation::Read { .. } => None,
-        })
-        .collect();
+    let edited = end_changed(records, false);
     // (event index, is completion, op id) for every acknowledged read of a found auction.
     let mut events: Vec<(usize, bool, OpId)> = Vec::new();
     for record in records {

@@ -20,13 +20,13 @@
 //! with either in the history is skipped by the replay); notifications are not compared with
 //! closes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use auction_statemachine::ids::{AuctionId, TimestampMs};
 use auction_statemachine::outcome::Outcome;
-use auction_statemachine::{Auction, BidStep, Op, Phase};
+use auction_statemachine::{Auction, BidStep, Phase};
 
-use crate::checks::{FinalAuction, FinalState};
+use crate::checks::{end_changed, FinalAuction, FinalState};
 use crate::history::{History, LogicalTime, OkValue, OpRecord, OpStatus, Operation};
 use crate::model::dedup_identity;
 use crate::report::CheckOutcome;
@@ -111,27 +111,6 @@ pub fn check_effective_times(
     outcome
 }
 
-/// The auctions whose end a replay of anti-sniping cannot follow: the history has an accepted
-/// or unknown edit of the end time or an admin extension.
-fn end_edited(records: &[OpRecord]) -> BTreeSet<AuctionId> {
-    records
-        .iter()
-        .filter(|record| record.status != OpStatus::Failed)
-        .filter_map(|record| match &record.operation {
-            Operation::Write(write) => match &write.op {
-                Op::UpdateAuction {
-                    auction_id,
-                    changes,
-                    ..
-                } if changes.end_time.is_some() => Some(*auction_id),
-                Op::AdminExtendAuction { auction_id, .. } => Some(*auction_id),
-                _ => None,
-            },
-            Operation::Read { .. } => None,
-        })
-        .collect()
-}
-
 /// Whether the last step of `stored` is a purchase that closed the auction.
 fn bought(auction: &Auction, steps: &[BidStep]) -> bool {
     let Some(last) = steps.last() else {
@@ -151,7 +130,7 @@ fn replay_ends(
     auction: &Auction,
     steps: &[BidStep],
 ) -> BTreeMap<u32, TimestampMs> {
-    let purchase = bought(auction, steps).then(|| steps.len());
+    let purchase = bought(auction, steps).then_some(steps.len());
     let snipe = auction.anti_snipe;
     let mut end = auction.original_end_time;
     let mut ends = BTreeMap::new();
@@ -242,7 +221,8 @@ fn check_close(
 /// Endings: the anti-sniping replay, steps before the end in force, the reported ends, closes.
 pub fn check_endings(records: &[OpRecord], final_state: &FinalState) -> CheckOutcome {
     let mut outcome = CheckOutcome::new("endings");
-    let skipped = end_edited(records);
+    // A replay of anti-sniping cannot follow a seller's edit or an admin's extension.
+    let skipped = end_changed(records, true);
     let mut replayed: BTreeMap<AuctionId, BTreeMap<u32, TimestampMs>> = BTreeMap::new();
     for (auction_id, stored) in &final_state.auctions {
         let FinalAuction {

@@ -578,6 +578,32 @@ pub async fn run_seller(config: SimConfig, workload: Rc<Workload>) -> turmoil::R
     Ok(())
 }
 
+/// The write that creates `new`, without an idempotency key: its request id is `prefix` plus
+/// the low 32 bits of the auction id, so retries de-duplicate and kinds of creation differ.
+fn creation(new: NewAuction, prefix: u128) -> WriteRequest {
+    WriteRequest {
+        request_id: RequestId(Uuid::from_u128(
+            prefix + new.auction_id.0.as_u128() % 0x1_0000_0000,
+        )),
+        idempotency_key: None,
+        op: Op::CreateAuction(new),
+    }
+}
+
+/// The framed-protocol request of one attempt of `request` (to its auction's shard).
+fn framed_write(workload: &Workload, request: &WriteRequest, first_attempt: bool) -> ClientRequest {
+    let group = auction_of(&request.op).map_or(0, |auction| workload.shard_of(auction));
+    ClientRequest::Write {
+        write: Box::new(ClientWrite {
+            group,
+            request_id: request.request_id,
+            idempotency_key: request.idempotency_key.clone(),
+            op: request.op.clone(),
+        }),
+        first_attempt,
+    }
+}
+
 /// Lists one auction (retrying with the same request id, so it is created at most once) until
 /// it is acknowledged, `deadline` (simulated ms) passes or the attempts run out; an
 /// acknowledged auction joins the workload. Returns whether it was acknowledged.
@@ -591,13 +617,7 @@ async fn list(
     attempts_max: u32,
 ) -> bool {
     let auction = new.auction_id;
-    let request = WriteRequest {
-        request_id: RequestId(Uuid::from_u128(
-            0xc0de_0000_0000 + auction.0.as_u128() % 0x1_0000_0000,
-        )),
-        idempotency_key: None,
-        op: Op::CreateAuction(new),
-    };
+    let request = creation(new, 0xc0de_0000_0000);
     let mut attempts = 0u32;
     // The last attempt's fate may be unknown: the auction may exist without the clients
     // knowing; the final state still holds it and every check covers it.
@@ -606,20 +626,10 @@ async fn list(
             return false;
         }
         workload.invoke(process, Operation::write(request.clone()));
-        let write = ClientWrite {
-            group: workload.shard_of(auction),
-            request_id: request.request_id,
-            idempotency_key: None,
-            op: request.op.clone(),
-        };
         let node = rng.between(1, config.nodes);
-        let first_attempt = attempts == 0;
+        let call_request = framed_write(workload, &request, attempts == 0);
         attempts += 1;
-        let request = ClientRequest::Write {
-            write: Box::new(write),
-            first_attempt,
-        };
-        match call(node, &request).await {
+        match call(node, &call_request).await {
             Call::Answered(ClientReply::Write(Ok(response))) => {
                 let created = match &response.result {
                     Ok(Outcome::Auction(auction)) => Some(auction.end_time),
@@ -697,26 +707,10 @@ pub async fn run_probe(config: SimConfig, workload: Rc<Workload>) -> turmoil::Re
 }
 
 async fn probe_write(workload: &Workload, process: u64, node: u64, new: NewAuction) -> bool {
-    let auction = new.auction_id;
-    let request = WriteRequest {
-        request_id: RequestId(Uuid::from_u128(
-            0x960b_e000_0000 + auction.0.as_u128() % 0x1_0000_0000,
-        )),
-        idempotency_key: None,
-        op: Op::CreateAuction(new),
-    };
+    let request = creation(new, 0x960b_e000_0000);
     for attempt in 0..PROBE_ATTEMPTS_MAX {
         workload.invoke(process, Operation::write(request.clone()));
-        let write = ClientWrite {
-            group: workload.shard_of(auction),
-            request_id: request.request_id,
-            idempotency_key: None,
-            op: request.op.clone(),
-        };
-        let call_request = ClientRequest::Write {
-            write: Box::new(write),
-            first_attempt: attempt == 0,
-        };
+        let call_request = framed_write(workload, &request, attempt == 0);
         let completion = match call(node, &call_request).await {
             Call::Answered(ClientReply::Write(Ok(response))) => {
                 let created = response.result.is_ok();
