@@ -195,21 +195,32 @@ impl SimConfig {
         }
     }
 
+    /// The `sim` arguments that run exactly this configuration.
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            ("--seed", self.seed.to_string()),
+            ("--duration", (self.duration_ms / 1_000).to_string()),
+            ("--nodes", self.nodes.to_string()),
+            ("--shards", self.shards.to_string()),
+            ("--clients", self.clients.to_string()),
+            ("--auctions", self.auctions.to_string()),
+            ("--faults", self.faults.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect();
+        if let Some(bug) = self.planted {
+            args.extend(["--planted".to_owned(), bug.name().to_owned()]);
+        }
+        args
+    }
+
     /// The command line that runs exactly this configuration (bit-for-bit only in a build with
-    /// `--cfg tokio_unstable`, which seeds tokio's own RNG; see the crate docs).
+    /// `--cfg tokio_unstable`, which the crate requires; see the crate docs).
     pub fn reproduce_command(&self) -> String {
         format!(
-            "RUSTFLAGS=\"--cfg tokio_unstable\" CARGO_TARGET_DIR=~/.cache/auction-cluster/target-tokio-unstable cargo run --release -p auction-sim --bin sim -- --seed {} --duration {} --nodes {} --shards {} --clients {} --auctions {} --faults {}{}",
-            self.seed,
-            self.duration_ms / 1_000,
-            self.nodes,
-            self.shards,
-            self.clients,
-            self.auctions,
-            self.faults,
-            self.planted
-                .map(|bug| format!(" --planted {}", bug.name()))
-                .unwrap_or_default()
+            "RUSTFLAGS=\"--cfg tokio_unstable\" CARGO_TARGET_DIR=~/.cache/auction-cluster/target-tokio-unstable cargo run --release -p auction-sim --bin sim -- {}",
+            self.cli_args().join(" ")
         )
     }
 }

@@ -5,7 +5,8 @@
 //! node removals and the HTTP API clients are in. Measured on the idle 2-core CI machine:
 //! about 1.0 s of CPU per 3-node seed and 1.5 s per 5-node seed, 108 s of wall time for the
 //! whole test (`time cargo test --release -p auction-sim --test seeds`). A failure names the
-//! seed and the command that reproduces it.
+//! seed, the command that reproduces it and the verdict of that command run in a fresh
+//! process.
 //! `cargo test --release -p auction-sim --test seeds -- --ignored` runs them all, with the
 //! 2,000-seed sweep.
 //!
@@ -15,6 +16,21 @@
 //! fixed with `enable_leader_restore: Some(false)` in `raft/src/host/config.rs`.
 
 use auction_sim::{run_seeds, SimConfig};
+
+/// The verdict line of `config` run alone by the `sim` binary in a child process: a failure
+/// of a sweep that does not replay from its printed command shows here.
+fn replay(config: &SimConfig) -> String {
+    match std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(config.cli_args())
+        .output()
+    {
+        Ok(output) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find(|line| line.starts_with(&format!("seed {} ", config.seed)))
+            .map_or_else(|| "no verdict".to_owned(), str::to_owned),
+        Err(error) => format!("cannot run the sim binary: {error}"),
+    }
+}
 
 fn assert_seeds_pass(base: &SimConfig, first: u64, count: u64) {
     let summary = run_seeds(base, first, count, false, |_| {});
@@ -26,7 +42,11 @@ fn assert_seeds_pass(base: &SimConfig, first: u64, count: u64) {
                 seed: *seed,
                 ..base.clone()
             };
-            format!("{report}reproduce with: {}", config.reproduce_command())
+            format!(
+                "{report}reproduce with: {}\nreplayed in a fresh process: {}",
+                config.reproduce_command(),
+                replay(&config)
+            )
         })
         .collect();
     assert!(

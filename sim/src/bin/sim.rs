@@ -61,6 +61,24 @@ struct Args {
     verbose: bool,
 }
 
+/// Runs `config` alone in a child process (a fresh process, as the printed command would) and
+/// returns its verdict line: a sweep's failure that does not replay is named as such.
+fn replay(config: &SimConfig) -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "cannot find this program".to_owned();
+    };
+    match std::process::Command::new(exe)
+        .args(config.cli_args())
+        .output()
+    {
+        Ok(output) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find(|line| line.starts_with(&format!("seed {} ", config.seed)))
+            .map_or_else(|| "no verdict".to_owned(), str::to_owned),
+        Err(error) => format!("cannot run: {error}"),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     // Logs go to stderr, without wall-clock times, so two runs of one seed can be compared.
@@ -112,6 +130,9 @@ fn main() -> ExitCode {
                 outcome.config.seed,
                 outcome.config.reproduce_command()
             );
+            if args.seeds > 1 {
+                println!("  replay in a fresh process: {}", replay(&outcome.config));
+            }
         }
     });
     let elapsed = started.elapsed();
