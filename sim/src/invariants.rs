@@ -132,3 +132,47 @@ impl RaftInvariants {
         self.committed.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{RaftInvariants, Sample};
+    use crate::storage::SimDisk;
+
+    fn sample(disk: &Arc<SimDisk>, incarnation: u64, term: u64, committed: u64) -> Sample<'_> {
+        Sample {
+            node: 1,
+            group: 0,
+            incarnation,
+            term,
+            committed: Some(committed),
+            disk,
+        }
+    }
+
+    #[test]
+    fn a_term_or_commit_index_that_goes_down_is_reported() {
+        let disk = Arc::new(SimDisk::new([0]));
+        let mut invariants = RaftInvariants::default();
+        invariants.observe(&sample(&disk, 1, 3, 10), 0);
+        invariants.observe(&sample(&disk, 1, 4, 12), 20);
+        assert!(invariants.violations().is_empty());
+        invariants.observe(&sample(&disk, 1, 2, 12), 40);
+        invariants.observe(&sample(&disk, 1, 2, 11), 60);
+        let violations = invariants.violations();
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(violations[0].contains("term went from 4 down to 2"));
+        assert!(violations[1].contains("commit index went from Some(12) down to Some(11)"));
+    }
+
+    #[test]
+    fn a_restarted_node_is_watched_afresh() {
+        let disk = Arc::new(SimDisk::new([0]));
+        let mut invariants = RaftInvariants::default();
+        invariants.observe(&sample(&disk, 1, 5, 30), 0);
+        // A crash lost the unsynced commit index: the new incarnation starts lower.
+        invariants.observe(&sample(&disk, 2, 5, 20), 20);
+        assert!(invariants.violations().is_empty());
+    }
+}
