@@ -78,4 +78,4 @@ pub mod storage;
 pub mod task_ids;
 
 pub use config::{FaultKind, FaultMix, PlantedBug, SimConfig};
-pub use run::{run, run_seeds, RunOutcome};
+pub use run::{replay_in_fresh_process, run, run_seeds, RunOutcome};

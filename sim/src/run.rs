@@ -829,6 +829,22 @@ pub fn run_seeds(
     summary
 }
 
+/// Runs `config` alone with the `sim` binary at `sim_binary`, in a child process (a fresh
+/// process, as the printed reproduce command would), and returns its verdict line: a failure of
+/// a sweep that does not replay from its command shows as such.
+pub fn replay_in_fresh_process(sim_binary: &std::path::Path, config: &SimConfig) -> String {
+    match std::process::Command::new(sim_binary)
+        .args(config.cli_args())
+        .output()
+    {
+        Ok(output) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find(|line| line.starts_with(&format!("seed {} ", config.seed)))
+            .map_or_else(|| "no verdict".to_owned(), str::to_owned),
+        Err(error) => format!("cannot run {}: {error}", sim_binary.display()),
+    }
+}
+
 /// Counts of operations, for reports.
 pub fn op_counts(history: &History) -> BTreeMap<&'static str, usize> {
     let mut counts = BTreeMap::new();

@@ -15,22 +15,7 @@
 //! restored its leadership at restart with a log behind the cluster's and served a stale read;
 //! fixed with `enable_leader_restore: Some(false)` in `raft/src/host/config.rs`.
 
-use auction_sim::{run_seeds, SimConfig};
-
-/// The verdict line of `config` run alone by the `sim` binary in a child process: a failure
-/// of a sweep that does not replay from its printed command shows here.
-fn replay(config: &SimConfig) -> String {
-    match std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(config.cli_args())
-        .output()
-    {
-        Ok(output) => String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find(|line| line.starts_with(&format!("seed {} ", config.seed)))
-            .map_or_else(|| "no verdict".to_owned(), str::to_owned),
-        Err(error) => format!("cannot run the sim binary: {error}"),
-    }
-}
+use auction_sim::{replay_in_fresh_process, run_seeds, SimConfig};
 
 fn assert_seeds_pass(base: &SimConfig, first: u64, count: u64) {
     let summary = run_seeds(base, first, count, false, |_| {});
@@ -45,7 +30,7 @@ fn assert_seeds_pass(base: &SimConfig, first: u64, count: u64) {
             format!(
                 "{report}reproduce with: {}\nreplayed in a fresh process: {}",
                 config.reproduce_command(),
-                replay(&config)
+                replay_in_fresh_process(std::path::Path::new(env!("CARGO_BIN_EXE_sim")), &config)
             )
         })
         .collect();

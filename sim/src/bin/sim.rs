@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use auction_sim::{run_seeds, FaultMix, SimConfig};
+use auction_sim::{replay_in_fresh_process, run_seeds, FaultMix, SimConfig};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -59,24 +59,6 @@ struct Args {
     /// Print the fault schedule of every run.
     #[arg(long)]
     verbose: bool,
-}
-
-/// Runs `config` alone in a child process (a fresh process, as the printed command would) and
-/// returns its verdict line: a sweep's failure that does not replay is named as such.
-fn replay(config: &SimConfig) -> String {
-    let Ok(exe) = std::env::current_exe() else {
-        return "cannot find this program".to_owned();
-    };
-    match std::process::Command::new(exe)
-        .args(config.cli_args())
-        .output()
-    {
-        Ok(output) => String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find(|line| line.starts_with(&format!("seed {} ", config.seed)))
-            .map_or_else(|| "no verdict".to_owned(), str::to_owned),
-        Err(error) => format!("cannot run: {error}"),
-    }
 }
 
 fn main() -> ExitCode {
@@ -131,7 +113,13 @@ fn main() -> ExitCode {
                 outcome.config.reproduce_command()
             );
             if args.seeds > 1 {
-                println!("  replay in a fresh process: {}", replay(&outcome.config));
+                println!(
+                    "  replay in a fresh process: {}",
+                    std::env::current_exe().map_or_else(
+                        |error| format!("cannot find this program: {error}"),
+                        |exe| replay_in_fresh_process(&exe, &outcome.config)
+                    )
+                );
             }
         }
     });
