@@ -18,6 +18,9 @@ use common::{Api, Cluster, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+/// How long a logout may take to reach every node's local meta replica (the session lease).
+const SESSION_LEASE_MS: u64 = 1_000;
+
 /// The cluster the scenarios share, and the runtime every scenario runs on (a client's
 /// connections belong to the runtime that opened them).
 struct Shared {
@@ -404,7 +407,10 @@ async fn auth_flow(cluster: &Cluster, client: &Api) {
         )
         .await
         .expect(204);
-    // The logout is committed: every node refuses the token (linearizable fallback).
+    // The logout is committed; a node's local meta replica may take up to the session lease
+    // (1 s, DESIGN.md "Hot path budget") to show it, so every node refuses the token after it
+    // (node/tests/lease.rs holds the bound itself).
+    tokio::time::sleep(Duration::from_millis(SESSION_LEASE_MS)).await;
     for node in 0..3 {
         client
             .get(api(cluster, node, "/users/me"), Some(&token))
