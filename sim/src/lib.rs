@@ -54,7 +54,8 @@
 
 // Without tokio's RNG seeded a run is not a function of its seed, and a failure found in a
 // sweep would not replay from its printed command: refuse to build rather than run unseeded.
-#[cfg(not(tokio_unstable))]
+// rustdoc collecting doctests (`cfg(doctest)`) does not see RUSTFLAGS and runs no simulation.
+#[cfg(not(any(tokio_unstable, doctest)))]
 compile_error!(
     "auction-sim needs RUSTFLAGS=\"--cfg tokio_unstable\" (source cluster/bin/env.sh): turmoil seeds \
      tokio's RNG only then, and without it a seed does not reproduce its run"
