@@ -10,7 +10,10 @@
 //! `proposed_ts` (the model applies it at `max(stamp, last applied)`, which is that time in
 //! any linearization where the write took effect then). A write that left no record never took
 //! effect: it becomes `fail` (definitely not applied), so the search does not try it at every
-//! later point. If the cluster ever applied a write without leaving a record, the model could
+//! later point. Of several unknown attempts of one write (one request id or idempotency key)
+//! with one stamp, only the first stays unknown: whichever attempt applied, the state is the one
+//! the first attempt applied at that stamp gives, and the first can be placed wherever a later
+//! one can (it was invoked earlier); each extra optional attempt multiplied the search. If the cluster ever applied a write without leaving a record, the model could
 //! not explain what the write did and the run fails: a false alarm at worst, never a missed
 //! bug.
 //!
@@ -18,7 +21,7 @@
 //! [`auction_jepsen::model::dedup_identity`] mirrors it; if that ever changes, lookups miss and
 //! unknown writes fall back to the earliest time (false alarms, never missed bugs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use auction_jepsen::model::dedup_identity;
 use auction_jepsen::{Completion, Event, EventKind, History, Operation, WriteRequest};
@@ -36,8 +39,9 @@ fn applied_at(shard: &impl KvRead, write: &WriteRequest) -> Option<TimestampMs> 
     dedup_record(shard, write).map(|record| record.created_at)
 }
 
-/// Gives every unknown write without a stamp the time its record says it took effect, and turns
-/// an unknown write without a record into a failure.
+/// Gives every unknown write without a stamp the time its record says it took effect, turns an
+/// unknown write without a record into a failure, and keeps one of the unknown attempts of one
+/// write (one de-duplication identity) that share a stamp, turning the later ones into failures.
 /// `shard_of` names the group of a write; `shards` reads each group's final state.
 pub fn fill_unknown_stamps<R: KvRead>(
     history: &History,
@@ -45,6 +49,7 @@ pub fn fill_unknown_stamps<R: KvRead>(
     shards: &BTreeMap<GroupId, R>,
 ) -> History {
     let mut open: BTreeMap<u64, Option<WriteRequest>> = BTreeMap::new();
+    let mut unknown_at: BTreeSet<(Vec<u8>, TimestampMs)> = BTreeSet::new();
     let mut events = Vec::with_capacity(history.len());
     for event in history.events() {
         let mut event: Event = event.clone();
@@ -56,23 +61,36 @@ pub fn fill_unknown_stamps<R: KvRead>(
                 };
                 open.insert(event.process, write);
             }
-            EventKind::Complete(Completion::Info { proposed_ts, .. }) if proposed_ts.is_none() => {
-                if let Some(Some(write)) = open.remove(&event.process) {
-                    if let Some(shard) = shards.get(&shard_of(&write)) {
-                        match applied_at(shard, &write) {
-                            Some(at) => *proposed_ts = Some(at),
-                            // Every applied client write leaves a record the run outlives:
-                            // none means it never took effect, and never will (the cluster
-                            // is quiet). Left open, each such write could apply anywhere
-                            // later, and a few of them made the search explode.
-                            None => {
-                                event.kind = EventKind::Complete(Completion::Fail {
-                                    reason: "unknown, and left no de-duplication record: \
-                                             never took effect"
-                                        .to_owned(),
-                                })
-                            }
+            EventKind::Complete(Completion::Info { proposed_ts, .. }) => {
+                let Some(Some(write)) = open.remove(&event.process) else {
+                    events.push(event);
+                    continue;
+                };
+                if proposed_ts.is_none() {
+                    let Some(shard) = shards.get(&shard_of(&write)) else {
+                        events.push(event);
+                        continue;
+                    };
+                    match applied_at(shard, &write) {
+                        Some(at) => *proposed_ts = Some(at),
+                        // Every applied client write leaves a record the run outlives: none
+                        // means it never took effect, and never will (the cluster is quiet).
+                        // Left open, each such write could apply anywhere later, and a few of
+                        // them made the search explode.
+                        None => {
+                            event.kind = failed("unknown, and left no de-duplication record");
+                            events.push(event);
+                            continue;
                         }
+                    }
+                }
+                // A retry of an earlier unknown attempt of the same write (same request id or
+                // idempotency key) with the same stamp changes nothing that attempt applied at
+                // that stamp would not, and can be placed wherever it can: keep one.
+                if let Some(stamp) = *proposed_ts {
+                    if !unknown_at.insert((dedup_identity(&write), stamp)) {
+                        event.kind =
+                            failed("an unknown retry equivalent to an earlier unknown attempt");
                     }
                 }
             }
@@ -83,4 +101,11 @@ pub fn fill_unknown_stamps<R: KvRead>(
         events.push(event);
     }
     History::from_events(events)
+}
+
+/// A completion that says the operation did not take effect, and why the simulator knows.
+fn failed(why: &str) -> EventKind {
+    EventKind::Complete(Completion::Fail {
+        reason: format!("{why}: never took effect (resolved by the simulator)"),
+    })
 }
