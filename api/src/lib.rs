@@ -28,9 +28,11 @@
 //! The OpenAPI document: [`openapi`] (generated with utoipa from the views and request bodies,
 //! checked against the router by a unit test and by the black-box tests).
 //!
-//! Not done yet: a per-node derived index for listings (today every listing scans each shard's
-//! auctions, bounded by [`listing::SCAN_PER_SHARD_MAX`]), a paged audit log (the latest entries
-//! of each group only).
+//! Search and listings: [`search`] (a per-node tantivy index fed by the applied changes; without
+//! one, as in the simulator, listings scan each shard's auctions, bounded by
+//! [`listing::SCAN_PER_SHARD_MAX`]).
+//!
+//! Not done yet: a paged audit log (the latest entries of each group only).
 
 pub mod auth;
 pub mod deadline;
@@ -43,6 +45,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod routes;
+pub mod search;
 pub mod server;
 pub mod shard;
 pub mod streams;
@@ -115,6 +118,9 @@ pub struct App<S: NodeStorage> {
     pub streams: Arc<streams::StreamCaps>,
     /// In scope of every request (see [`auth::with_secrets`]).
     pub secrets: auth::RequestSecrets,
+    /// This node's search index, which serves search and the listings; `None` (the
+    /// simulator's nodes): no search, listings scan the replicas ([`listing`]).
+    pub search: Option<Arc<dyn search::SearchIndex>>,
 }
 
 pub type SharedApp<S> = Arc<App<S>>;
@@ -129,6 +135,15 @@ pub struct Written {
 
 impl<S: NodeStorage> App<S> {
     pub fn new(host: Arc<RaftHost<S>>, config: ApiConfig) -> SharedApp<S> {
+        App::with_search(host, config, None)
+    }
+
+    /// An app whose search and listings are served by `search`.
+    pub fn with_search(
+        host: Arc<RaftHost<S>>,
+        config: ApiConfig,
+        search: Option<Arc<dyn search::SearchIndex>>,
+    ) -> SharedApp<S> {
         let limits = limits::RateLimits::new(config.rate_limits, &*host);
         let secrets = auth::RequestSecrets::new(config.password_hashing, config.entropy);
         let streams =
@@ -140,6 +155,7 @@ impl<S: NodeStorage> App<S> {
             secrets,
             limits,
             metrics: metrics::HttpMetrics::default(),
+            search,
         })
     }
 
@@ -229,7 +245,17 @@ pub fn new_uuid() -> uuid::Uuid {
 /// (or with `ConnectInfo<SocketAddr>` in every request some other way), so the per-client
 /// bounds see the client's address (without it, those bounds are off).
 pub fn router<S: NodeStorage>(host: Arc<RaftHost<S>>, config: ApiConfig) -> Router {
-    let app = App::new(host, config);
+    router_with_search(host, config, None)
+}
+
+/// [`router`] with this node's search index ([`search`]), which serves `GET /search` and the
+/// listings.
+pub fn router_with_search<S: NodeStorage>(
+    host: Arc<RaftHost<S>>,
+    config: ApiConfig,
+    search: Option<Arc<dyn search::SearchIndex>>,
+) -> Router {
+    let app = App::with_search(host, config, search);
     routes::router::<S>()
         .merge(ops::router::<S>())
         .fallback(error::route_not_found)

@@ -353,6 +353,39 @@ fn render_rate_limits(out: &mut String, counters: &Counters) {
     }
 }
 
+/// How far the search index is behind each auction shard: in log entries (applied − indexed)
+/// and in milliseconds since the oldest change that is not searchable yet.
+fn render_search_lag(
+    out: &mut String,
+    applied: &[(GroupId, u64)],
+    lags: &[crate::search::GroupLag],
+) {
+    let indexed: std::collections::BTreeMap<GroupId, &crate::search::GroupLag> =
+        lags.iter().map(|lag| (lag.group, lag)).collect();
+    let shards = applied
+        .iter()
+        .filter(|(group, _)| *group != auction_statemachine::META_GROUP);
+    let (mut entries, mut millis) = (Vec::new(), Vec::new());
+    for (group, applied_index) in shards {
+        let lag = indexed.get(group);
+        let indexed_index = lag.map_or(0, |lag| lag.indexed_index);
+        entries.push((*group, applied_index.saturating_sub(indexed_index)));
+        millis.push((*group, lag.map_or(0, |lag| lag.lag_ms)));
+    }
+    gauge(
+        out,
+        "search_index_lag_entries",
+        "Applied log entries of the group not yet reflected by this node's search index.",
+        &entries,
+    );
+    gauge(
+        out,
+        "search_index_lag_ms",
+        "Milliseconds since the oldest applied change of the group that is not searchable yet.",
+        &millis,
+    );
+}
+
 /// `GET /metrics`.
 pub async fn render<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response {
     let mut out = String::new();
@@ -371,6 +404,9 @@ pub async fn render<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response
     }
     if let Some(counters) = app.host.sync_counters() {
         render_wal_syncs(&mut out, &counters);
+    }
+    if let Some(index) = &app.search {
+        render_search_lag(&mut out, &applied, &index.lag());
     }
     gauge(
         &mut out,

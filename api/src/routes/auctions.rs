@@ -392,7 +392,8 @@ pub async fn history<S: NodeStorage>(
     Ok(Json(views::list(items, next)))
 }
 
-/// `GET /auctions`: every shard's local replica, filtered, sorted, one page.
+/// `GET /auctions`: this node's search index (or every shard's local replica without one),
+/// filtered, sorted, one page.
 pub async fn list<S: NodeStorage>(
     State(app): State<SharedApp<S>>,
     Query(params): Query<HashMap<String, String>>,
@@ -407,6 +408,9 @@ pub async fn listing_page<S: NodeStorage>(
     params: &HashMap<String, String>,
     viewer: Viewer,
 ) -> ApiResult<Value> {
+    if let Some(index) = app.search.clone() {
+        return crate::routes::search::listing(index, params, app.now_ms(), viewer).await;
+    }
     let filter = Filter::parse(params)?;
     let sort = Sort::parse(params.get("sort").map(String::as_str))?;
     let cursor = params

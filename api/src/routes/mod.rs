@@ -7,6 +7,7 @@ pub mod auctions;
 pub mod auth;
 pub mod cluster;
 pub mod me;
+pub mod search;
 
 use auction_raft::host::NodeStorage;
 use axum::routing::{delete, get, post, put};
@@ -40,6 +41,7 @@ pub fn router<S: NodeStorage>() -> Router<SharedApp<S>> {
             post(auctions::buy_now::<S>),
         )
         .route("/api/v1/auctions/{id}/events", get(events::auction::<S>))
+        .route("/api/v1/search", get(search::search::<S>))
         .route("/api/v1/users/me/bids", get(me::bids::<S>))
         .route("/api/v1/users/me/auctions", get(me::auctions::<S>))
         .route(

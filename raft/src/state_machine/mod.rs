@@ -19,6 +19,7 @@
 //! transport moves buffers); install writes it in one atomic batch. Streaming both through a
 //! file is the next step for large shards.
 
+pub mod feed;
 pub mod memory;
 pub mod rocks;
 pub mod snapshot;

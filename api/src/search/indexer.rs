@@ -1,0 +1,273 @@
+//! The indexer: applied changes in, index commits out, about every [`COMMIT_INTERVAL_MS`].
+//!
+//! One task per node. It receives the change feed's batches as they come (so the bounded feed
+//! channel drains even while a commit is being written) and keeps, per group, the changed
+//! auction ids (at most [`PENDING_AUCTIONS_MAX`]; more turns into a rescan of the group), the
+//! highest applied index seen, and when the oldest change was applied. On each tick it takes
+//! the groups marked for a rescan, then writes one [`Batch`] on the blocking pool: a rescanned
+//! group is cleared and re-read page by page from the local replica, every other changed
+//! auction is re-read with a point read (deleted when it is gone), and the commit records each
+//! group's position. Positions only move forward; a rescan records the applied index read
+//! before its scan, so the documents are at least that fresh.
+//!
+//! At start every auction shard whose stored position is not its applied index is rescanned
+//! (a clean stop ends with a final commit, so a restart after one rescans nothing; after a
+//! crash, only the groups that moved since the last commit are rescanned).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use auction_raft::host::{GroupReader, NodeStorage, RaftHost};
+use auction_raft::state_machine::feed::{ChangeBatch, ChangeReceiver};
+use auction_raft::GroupId;
+use auction_statemachine::{query, AuctionId, META_GROUP};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::tantivy_index::{Batch, TantivyIndex};
+use crate::error::{ApiError, ApiResult};
+
+/// How often pending changes are committed (they become searchable then).
+pub const COMMIT_INTERVAL_MS: u64 = 150;
+/// Changed auctions remembered per group between commits; past that the group is rescanned.
+pub const PENDING_AUCTIONS_MAX: usize = 50_000;
+
+/// Changes of one group since the last commit.
+#[derive(Debug, Default)]
+struct Pending {
+    auctions: BTreeSet<AuctionId>,
+    applied_index: u64,
+    since: Option<Instant>,
+}
+
+/// What one commit does.
+#[derive(Debug, Default)]
+struct Work {
+    /// Groups to re-read whole, with the applied index read before the scan.
+    rescans: BTreeMap<GroupId, u64>,
+    changes: BTreeMap<GroupId, Pending>,
+}
+
+impl Work {
+    fn is_empty(&self) -> bool {
+        self.rescans.is_empty() && self.changes.is_empty()
+    }
+}
+
+/// The running indexer; [`IndexerHandle::stop`] commits what is pending and ends it.
+pub struct IndexerHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl IndexerHandle {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the indexer of `host` over `feed`; groups whose stored position does not match
+/// their applied index are rescanned first.
+pub fn spawn<S: NodeStorage>(
+    host: Arc<RaftHost<S>>,
+    index: Arc<TantivyIndex>,
+    feed: ChangeReceiver,
+) -> IndexerHandle {
+    let positions = index.positions();
+    for status in host.local_statuses() {
+        let group = status.group_id;
+        let applied = status.applied_index.unwrap_or(0);
+        if group != META_GROUP && positions.get(&group).copied().unwrap_or(0) != applied {
+            feed.request_rescan(group);
+        }
+    }
+    let (stop, stopped) = oneshot::channel();
+    let indexer = Indexer {
+        host,
+        index,
+        feed,
+        pending: BTreeMap::new(),
+    };
+    IndexerHandle {
+        stop,
+        task: tokio::spawn(indexer.run(stopped)),
+    }
+}
+
+struct Indexer<S: NodeStorage> {
+    host: Arc<RaftHost<S>>,
+    index: Arc<TantivyIndex>,
+    feed: ChangeReceiver,
+    pending: BTreeMap<GroupId, Pending>,
+}
+
+impl<S: NodeStorage> Indexer<S> {
+    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(COMMIT_INTERVAL_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                batch = self.feed.recv() => match batch {
+                    Some(batch) => self.add(batch),
+                    None => break,
+                },
+                _ = tick.tick() => self.commit().await,
+            }
+        }
+        // The groups have stopped applying: one last commit leaves every position current.
+        self.commit().await;
+    }
+
+    fn add(&mut self, batch: ChangeBatch) {
+        let pending = self.pending.entry(batch.group).or_default();
+        pending.applied_index = pending.applied_index.max(batch.applied_index);
+        pending.since.get_or_insert(batch.committed_at);
+        pending.auctions.extend(batch.auctions);
+        if pending.auctions.len() > PENDING_AUCTIONS_MAX {
+            pending.auctions.clear();
+            self.feed.request_rescan(batch.group);
+        }
+    }
+
+    fn publish_unindexed(&self, in_flight: &BTreeMap<GroupId, Instant>) {
+        let mut since = in_flight.clone();
+        for (group, pending) in &self.pending {
+            if let Some(at) = pending.since {
+                let entry = since.entry(*group).or_insert(at);
+                *entry = (*entry).min(at);
+            }
+        }
+        self.index.set_unindexed(since);
+    }
+
+    /// Takes what is pending, writes it on the blocking pool while still receiving batches.
+    async fn commit(&mut self) {
+        while let Some(batch) = self.feed.try_recv() {
+            self.add(batch);
+        }
+        let marked = self.feed.take_rescans();
+        let mut work = Work {
+            changes: std::mem::take(&mut self.pending),
+            ..Work::default()
+        };
+        let mut in_flight: BTreeMap<GroupId, Instant> = BTreeMap::new();
+        for (group, at) in marked {
+            let applied = match self.host.group_status(group) {
+                Ok(status) => status.applied_index.unwrap_or(0),
+                Err(_) => continue,
+            };
+            work.rescans.insert(group, applied);
+            in_flight.insert(group, at);
+        }
+        for (group, pending) in &work.changes {
+            if let Some(at) = pending.since {
+                let entry = in_flight.entry(*group).or_insert(at);
+                *entry = (*entry).min(at);
+            }
+        }
+        if work.is_empty() {
+            self.publish_unindexed(&BTreeMap::new());
+            return;
+        }
+        self.publish_unindexed(&in_flight);
+        let readers = self.readers(&work);
+        let index = self.index.clone();
+        let touched: BTreeSet<GroupId> = work
+            .rescans
+            .keys()
+            .chain(work.changes.keys())
+            .copied()
+            .collect();
+        let mut write = tokio::task::spawn_blocking(move || write(&index, &readers, work));
+        let result = loop {
+            tokio::select! {
+                result = &mut write => break result,
+                batch = self.feed.recv() => match batch {
+                    Some(batch) => self.add(batch),
+                    None => break (&mut write).await,
+                },
+            }
+        };
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(error = %error.message, "search index commit failed; rescanning");
+                for group in touched {
+                    self.feed.request_rescan(group);
+                }
+            }
+            Err(_) => tracing::error!("the search index commit was interrupted"),
+        }
+        self.publish_unindexed(&BTreeMap::new());
+    }
+
+    fn readers(&self, work: &Work) -> BTreeMap<GroupId, GroupReader<S>> {
+        work.rescans
+            .keys()
+            .chain(work.changes.keys())
+            .filter_map(|group| Some((*group, self.host.local_reader(*group).ok()?)))
+            .collect()
+    }
+}
+
+fn store_error(error: auction_statemachine::StoreError) -> ApiError {
+    ApiError::from(error)
+}
+
+/// Re-reads every auction of `group` into the batch, page by page.
+fn rescan<R: auction_statemachine::KvRead>(
+    batch: &mut Batch<'_>,
+    group: GroupId,
+    reader: &R,
+) -> ApiResult<()> {
+    batch.clear_group(group);
+    let mut after = None;
+    loop {
+        let page = query::auctions(reader, after, query::PAGE_ITEMS_MAX).map_err(store_error)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.id);
+        for auction in &page {
+            batch.upsert(group, auction)?;
+        }
+    }
+}
+
+/// One commit: rescans first, then the changed auctions, then the positions.
+fn write<R: auction_statemachine::KvRead>(
+    index: &TantivyIndex,
+    readers: &BTreeMap<GroupId, R>,
+    work: Work,
+) -> ApiResult<()> {
+    let mut batch = index.begin();
+    let positions = index.positions();
+    for (group, applied) in &work.rescans {
+        let Some(reader) = readers.get(group) else {
+            continue;
+        };
+        rescan(&mut batch, *group, reader)?;
+        batch.set_position(*group, *applied);
+    }
+    for (group, pending) in work.changes {
+        let Some(reader) = readers.get(&group) else {
+            continue;
+        };
+        if !work.rescans.contains_key(&group) {
+            for id in &pending.auctions {
+                match query::auction(reader, *id).map_err(store_error)? {
+                    Some(auction) => batch.upsert(group, &auction)?,
+                    None => batch.remove(*id),
+                }
+            }
+        }
+        let known = positions.get(&group).copied().unwrap_or(0);
+        let rescanned = work.rescans.get(&group).copied().unwrap_or(0);
+        batch.set_position(group, known.max(rescanned).max(pending.applied_index));
+    }
+    batch.commit()
+}
