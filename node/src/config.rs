@@ -169,6 +169,12 @@ impl NodeArgs {
         Ok(config)
     }
 
+    /// The search index directory (derived from the replicas: deleting it makes the node
+    /// rebuild it at start).
+    pub fn search_dir(&self) -> PathBuf {
+        self.data_dir.join("search")
+    }
+
     /// Where the TLS credentials are looked for.
     pub fn tls_dir(&self) -> PathBuf {
         self.tls_dir

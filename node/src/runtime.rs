@@ -4,14 +4,21 @@
 //! groups, then the storage, so the log's last sync completes before the database closes).
 //! A node whose `--shards` is not the cluster's refuses to start, or stops once it learns the
 //! cluster's count by replication ([`crate::shards`], [`RunningNode::refused`]).
+//!
+//! Search: the storage is wrapped in the raft crate's change feed (`FeedStorage`), whose
+//! batches feed the search index under `<data dir>/search` (`auction_api::search`); the
+//! indexer stops after the groups, with a last commit, so a clean restart rescans nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use auction_api::search::indexer::{self, IndexerHandle};
+use auction_api::search::tantivy_index::{Opened, TantivyIndex};
 use auction_raft::host::{RaftHost, RocksStorage, SystemClock};
 use auction_raft::network::tcp_channel_factory;
+use auction_raft::state_machine::feed::{change_feed, FeedStorage};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,8 +42,14 @@ impl Server {
     }
 }
 
+/// A node's storage: RocksDB, with the change feed of the search index.
+pub type NodeStorage = FeedStorage<RocksStorage>;
+/// A node's Raft host.
+pub type NodeHost = RaftHost<NodeStorage>;
+
 pub struct RunningNode {
-    host: Arc<RaftHost<RocksStorage>>,
+    host: Arc<NodeHost>,
+    indexer: IndexerHandle,
     grpc: Server,
     http: Server,
     pub http_addr: std::net::SocketAddr,
@@ -67,10 +80,18 @@ impl RunningNode {
                 return Err(refusal);
             }
         };
-        let storage = Arc::new(storage);
+        let (index, opened) = TantivyIndex::open(&args.search_dir())
+            .map_err(|error| anyhow::anyhow!("opening the search index: {}", error.message))?;
+        if opened == Opened::Rebuilt {
+            tracing::info!("the search index is new: every shard is indexed from its replica");
+        }
+        let index = Arc::new(index);
+        let (feed, changes) = change_feed();
+        let storage = Arc::new(FeedStorage::new(storage, feed));
         let factory = tcp_channel_factory(&config.network);
         let host =
             Arc::new(RaftHost::start(config, storage, factory, Arc::new(SystemClock)).await?);
+        let indexer = indexer::spawn(host.clone(), index.clone(), changes);
 
         let grpc_listener = TcpListener::bind(args.grpc_addr)
             .await
@@ -89,7 +110,7 @@ impl RunningNode {
             .await
             .with_context(|| format!("binding HTTP {}", args.http_addr))?;
         let http_addr = http_listener.local_addr()?;
-        let app = auction_api::router(host.clone(), args.api_config());
+        let app = auction_api::router_with_search(host.clone(), args.api_config(), Some(index));
         let limits = args.server_limits();
         let http = spawn_server(move |stopped| async move {
             auction_api::server::serve(http_listener, app, limits, stopped).await;
@@ -98,6 +119,7 @@ impl RunningNode {
 
         let mut node = RunningNode {
             host,
+            indexer,
             grpc,
             http,
             http_addr,
@@ -128,7 +150,7 @@ impl RunningNode {
         }
     }
 
-    pub fn host(&self) -> &Arc<RaftHost<RocksStorage>> {
+    pub fn host(&self) -> &Arc<NodeHost> {
         &self.host
     }
 
@@ -152,6 +174,7 @@ impl RunningNode {
     pub async fn stop(self) -> anyhow::Result<()> {
         let RunningNode {
             host,
+            indexer,
             grpc,
             http,
             refusal,
@@ -162,6 +185,8 @@ impl RunningNode {
         http.stop().await;
         grpc.stop().await;
         host.shutdown().await;
+        // After the groups: the last commit records every group's final position.
+        indexer.stop().await;
         let storage = host.storage().clone();
         drop(host);
         let deadline =
@@ -175,7 +200,7 @@ impl RunningNode {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         match Arc::try_unwrap(storage) {
-            Ok(storage) => tokio::task::spawn_blocking(move || storage.close())
+            Ok(storage) => tokio::task::spawn_blocking(move || storage.into_inner().close())
                 .await?
                 .map_err(anyhow::Error::from),
             Err(_) => bail!("the storage is still in use after shutdown"),

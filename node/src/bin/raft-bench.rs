@@ -168,7 +168,7 @@ async fn create_auctions(
 /// One client: bids on its own auctions, each bid one cent above its last, through the nodes
 /// in turn, until the deadline.
 async fn client(
-    hosts: Vec<Arc<auction_raft::host::RaftHost<auction_raft::host::RocksStorage>>>,
+    hosts: Vec<Arc<auction_node::runtime::NodeHost>>,
     auctions: Vec<(GroupId, AuctionId)>,
     bidders: [UserId; 2],
     deadline: Instant,

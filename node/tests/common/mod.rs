@@ -81,6 +81,9 @@ pub struct Node {
     /// shared reference ([`Cluster::stop`]).
     child: Mutex<Option<Child>>,
     log: PathBuf,
+    /// The arguments of `auction-node` it was started with (for [`Cluster::restart`]).
+    args: Vec<String>,
+    data_dir: PathBuf,
 }
 
 impl Node {
@@ -163,6 +166,7 @@ impl Cluster {
                 .collect();
             let log = dir.path().join(format!("node-{id}.log"));
             let log_file = std::fs::File::create(&log).expect("log file");
+            let data_dir = dir.path().join(format!("node-{id}"));
             let mut command = Command::new(env!("CARGO_BIN_EXE_auction-node"));
             command
                 .arg("run")
@@ -191,6 +195,10 @@ impl Cluster {
             if id == 1 {
                 command.arg("--init");
             }
+            let args = command
+                .get_args()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect();
             let child = command.spawn().expect("start auction-node");
             nodes.push(Node {
                 id,
@@ -198,6 +206,8 @@ impl Cluster {
                 grpc: format!("127.0.0.1:{grpc_port}"),
                 child: Mutex::new(Some(child)),
                 log,
+                args,
+                data_dir,
             });
         }
         Cluster {
@@ -259,6 +269,40 @@ impl Cluster {
             .find(|node| node.id == id)
             .expect("known node");
         node.kill();
+    }
+
+    /// The data directory of node `id`.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.node(id).data_dir.clone()
+    }
+
+    fn node(&self, id: u64) -> &Node {
+        self.nodes
+            .iter()
+            .find(|node| node.id == id)
+            .expect("known node")
+    }
+
+    /// Starts a killed node again with its first arguments and data, and waits until it is
+    /// ready; its log continues in the same file.
+    pub async fn restart(&mut self, id: u64) {
+        let node = self.node(id);
+        node.kill();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&node.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_auction-node"))
+            .args(&node.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("restart auction-node");
+        *node.child() = Some(child);
+        if let Err(reason) = self.wait_ready().await {
+            panic!("{reason}");
+        }
     }
 
     /// Kills every node and removes the cluster's directory; for a cluster that is never
