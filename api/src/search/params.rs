@@ -185,10 +185,22 @@ mod tests {
             id: 0xabc,
         };
         let text = cursor.encode();
-        assert_eq!(SearchCursor::decode(&text, SearchSort::PriceDesc), Ok(cursor));
+        assert_eq!(
+            SearchCursor::decode(&text, SearchSort::PriceDesc),
+            Ok(cursor)
+        );
         assert!(SearchCursor::decode(&text, SearchSort::PriceAsc).is_err());
-        for bad in ["", "d", "d1_2", "d1_2_xyz", "dx_2_00000000000000000000000000000abc"] {
-            assert!(SearchCursor::decode(bad, SearchSort::PriceDesc).is_err(), "{bad}");
+        for bad in [
+            "",
+            "d",
+            "d1_2",
+            "d1_2_xyz",
+            "dx_2_00000000000000000000000000000abc",
+        ] {
+            assert!(
+                SearchCursor::decode(bad, SearchSort::PriceDesc).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -12,8 +12,8 @@ use std::ops::Bound;
 
 use auction_statemachine::{Phase, Status, TimestampMs};
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query,
-    RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery,
+    TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
@@ -173,7 +173,11 @@ fn filters(fields: &Fields, request: &SearchRequest) -> Vec<Box<dyn Query>> {
 }
 
 /// The whole query of `request`.
-pub fn build(fields: &Fields, analyzer: &mut TextAnalyzer, request: &SearchRequest) -> Box<dyn Query> {
+pub fn build(
+    fields: &Fields,
+    analyzer: &mut TextAnalyzer,
+    request: &SearchRequest,
+) -> Box<dyn Query> {
     let words = request
         .text
         .as_deref()

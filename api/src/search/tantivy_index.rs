@@ -31,7 +31,9 @@ use tokio::time::Instant;
 
 use super::params::SearchCursor;
 use super::schema::{self, Fields, SCHEMA_VERSION};
-use super::{query, GroupLag, SearchIndex, SearchPage, SearchRequest, SearchSort, FACET_VALUES_MAX};
+use super::{
+    query, GroupLag, SearchIndex, SearchPage, SearchRequest, SearchSort, FACET_VALUES_MAX,
+};
 use crate::error::{ApiError, ApiResult};
 
 /// The indexing memory budget of the one writer thread (tantivy needs at least 15 MB).
@@ -81,7 +83,9 @@ pub struct TantivyIndex {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these leaves consistent data (plain maps, the writer).
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl TantivyIndex {
@@ -129,9 +133,7 @@ impl TantivyIndex {
         // Reads every segment once, so that a damaged one is found now rather than later.
         let searcher = opened.reader.searcher();
         for segment in searcher.segment_readers() {
-            segment
-                .get_store_reader(1)
-                .map_err(index_error)?;
+            segment.get_store_reader(1).map_err(index_error)?;
         }
         Ok(Some(opened))
     }

@@ -17,7 +17,9 @@ const NOW: i64 = 1_000_000;
 
 fn auction(n: u128, title: &str, description: &str) -> Auction {
     Auction {
-        id: AuctionId(Uuid::from_u128(n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))),
+        id: AuctionId(Uuid::from_u128(
+            n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835),
+        )),
         seller_id: UserId(Uuid::from_u128(1_000 + n % 3)),
         title: title.to_owned(),
         description: description.to_owned(),
@@ -91,16 +93,46 @@ fn typo_budget_grows_with_the_word_and_the_last_word_is_a_prefix() {
         auction(2, "Telescope mount", ""),
         auction(3, "Lamp", ""),
     ]);
-    let found = |q: &str| titles(&search(&index, q)).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    let found = |q: &str| {
+        titles(&search(&index, q))
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(found("camara"), ["Camera bag"], "one typo from 5 letters");
-    assert!(found("kamara").is_empty(), "two typos in 6 letters are too many");
-    assert_eq!(found("telezkope"), ["Telescope mount"], "two typos from 9 letters");
-    assert!(found("lamb bag").is_empty(), "no typo under 5 letters, and every word must match");
+    assert!(
+        found("kamara").is_empty(),
+        "two typos in 6 letters are too many"
+    );
+    assert_eq!(
+        found("telezkope"),
+        ["Telescope mount"],
+        "two typos from 9 letters"
+    );
+    assert!(
+        found("lamb bag").is_empty(),
+        "no typo under 5 letters, and every word must match"
+    );
     assert_eq!(found("lamp"), ["Lamp"]);
-    assert_eq!(found("tele"), ["Telescope mount"], "prefix of the last word");
-    assert_eq!(found("bag came"), ["Camera bag"], "the last word as a prefix");
-    assert!(found("came bag").is_empty(), "only the last word is a prefix");
-    assert_eq!(found("TELESCOPE"), ["Telescope mount"], "case does not matter");
+    assert_eq!(
+        found("tele"),
+        ["Telescope mount"],
+        "prefix of the last word"
+    );
+    assert_eq!(
+        found("bag came"),
+        ["Camera bag"],
+        "the last word as a prefix"
+    );
+    assert!(
+        found("came bag").is_empty(),
+        "only the last word is a prefix"
+    );
+    assert_eq!(
+        found("TELESCOPE"),
+        ["Telescope mount"],
+        "case does not matter"
+    );
     assert!(found("?!").is_empty(), "no words: nothing");
 }
 
@@ -112,7 +144,11 @@ fn mixed(count: u128) -> Vec<Auction> {
         .map(|n| {
             let mut a = auction(
                 n,
-                &format!("{} {}", words[(n % 6) as usize], words[(n / 6 % 6) as usize]),
+                &format!(
+                    "{} {}",
+                    words[(n % 6) as usize],
+                    words[(n / 6 % 6) as usize]
+                ),
                 "",
             );
             a.category = (n % 5 != 4).then(|| categories[(n % 4) as usize].to_owned());
@@ -182,7 +218,10 @@ fn every_filter_and_sort_matches_the_model() {
         &[("category", "lamps")],
         &[("category", "a/b"), ("minPrice", "3.00")],
         &[("minPrice", "2.50"), ("maxPrice", "6")],
-        &[("sellerId", "00000000-0000-0000-0000-0000000003e9"), ("status", "active")],
+        &[
+            ("sellerId", "00000000-0000-0000-0000-0000000003e9"),
+            ("status", "active"),
+        ],
     ];
     for filter_pairs in filters {
         let query: HashMap<String, String> = filter_pairs
@@ -213,7 +252,10 @@ fn category_counts_match_the_model() {
         .search(&request(&[("status", "active")], true))
         .expect("search");
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-    for auction in auctions.iter().filter(|a| a.status_at(NOW) == Status::Active) {
+    for auction in auctions
+        .iter()
+        .filter(|a| a.status_at(NOW) == Status::Active)
+    {
         if let Some(category) = &auction.category {
             *expected.entry(category.clone()).or_default() += 1;
         }
@@ -226,7 +268,7 @@ fn category_counts_match_the_model() {
 fn reprice(index: &TantivyIndex, auctions: &mut [Auction], round: u128) {
     let mut batch = index.begin();
     for (n, auction) in auctions.iter_mut().enumerate() {
-        if (n as u128 + round) % 3 == 0 {
+        if (n as u128 + round).is_multiple_of(3) {
             let cents = 100 + ((n as u128 * 7_907 + round * 104_729) % 5_000) as i64;
             auction.pricing.price = Some(Money::from_cents(cents));
             auction.bid_count += 1;
@@ -273,7 +315,10 @@ fn an_unpinned_cursor_continues_from_its_key_in_the_current_index() {
     let mut cursor = first.next_cursor.expect("more");
     cursor.generation = u64::MAX;
     let text = cursor.encode();
-    let (rest, _) = all_pages(&index, &[("sort", "ending_soon"), ("limit", "10"), ("cursor", &text)]);
+    let (rest, _) = all_pages(
+        &index,
+        &[("sort", "ending_soon"), ("limit", "10"), ("cursor", &text)],
+    );
     let mut all: Vec<AuctionId> = first.auctions.iter().map(|a| a.id).collect();
     all.extend(rest);
     let unique: BTreeSet<_> = all.iter().collect();
@@ -299,7 +344,11 @@ fn changes_and_removals_replace_documents() {
     let mut batch = index.begin();
     batch.clear_group(1);
     batch.commit().expect("commit");
-    assert_eq!(index.document_count(), 0, "a cleared group has no documents");
+    assert_eq!(
+        index.document_count(),
+        0,
+        "a cleared group has no documents"
+    );
 }
 
 #[test]
@@ -310,7 +359,9 @@ fn positions_survive_a_reopen_and_a_damaged_index_is_rebuilt() {
         let (index, opened) = TantivyIndex::open(&path).expect("open");
         assert_eq!(opened, Opened::Rebuilt, "nothing there yet");
         let mut batch = index.begin();
-        batch.upsert(3, &auction(1, "Brass lamp", "")).expect("upsert");
+        batch
+            .upsert(3, &auction(1, "Brass lamp", ""))
+            .expect("upsert");
         batch.set_position(3, 42);
         batch.commit().expect("commit");
     }

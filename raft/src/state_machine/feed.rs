@@ -276,7 +276,13 @@ mod tests {
         writes.insert(keys::auction(id(3)), None);
         writes.insert(keys::history(id(9), 1), None);
         writes.insert(keys::end_index(5, id(11)), None);
-        writes.insert(keys::seller_auction(auction_statemachine::UserId(uuid::Uuid::from_u128(1)), id(12)), None);
+        writes.insert(
+            keys::seller_auction(
+                auction_statemachine::UserId(uuid::Uuid::from_u128(1)),
+                id(12),
+            ),
+            None,
+        );
         assert_eq!(written_auctions(&writes), Some(vec![id(3), id(7)]));
     }
 
@@ -294,10 +300,19 @@ mod tests {
         for index in 0..FEED_BATCHES_MAX as u64 + 5 {
             feed.publish(3, index, vec![id(1)]);
         }
-        assert!(receiver.pending_rescans().contains(&3), "overflow marks the group");
-        assert_eq!(receiver.try_recv().map(|batch| batch.applied_index), Some(0));
+        assert!(
+            receiver.pending_rescans().contains(&3),
+            "overflow marks the group"
+        );
+        assert_eq!(
+            receiver.try_recv().map(|batch| batch.applied_index),
+            Some(0)
+        );
         let taken = receiver.take_rescans();
         assert!(taken.contains_key(&3));
-        assert!(receiver.pending_rescans().is_empty(), "taking clears the flags");
+        assert!(
+            receiver.pending_rescans().is_empty(),
+            "taking clears the flags"
+        );
     }
 }
