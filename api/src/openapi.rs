@@ -58,7 +58,7 @@ impl Modify for SecuritySchemes {
     ),
     paths(
         paths::register, paths::login, paths::logout, paths::me,
-        paths::list_auctions, paths::create_auction, paths::get_auction, paths::edit_auction,
+        paths::list_auctions, paths::search, paths::create_auction, paths::get_auction, paths::edit_auction,
         paths::cancel_auction, paths::place_bid, paths::bid_history, paths::place_proxy,
         paths::buy_now, paths::auction_events,
         paths::my_bids, paths::my_auctions, paths::my_watchlist, paths::watch, paths::unwatch,

@@ -54,10 +54,20 @@ pub(super) fn me() {}
 
 /// List auctions: filters, sort, cursor
 ///
-/// Served from this node's replicas (may lag by a few hundred milliseconds).
+/// Served from this node's search index (may lag by a few hundred milliseconds); `q` matches
+/// words as in `GET /search`.
 #[utoipa::path(get, path = "/api/v1/auctions", tag = "auctions", params(ListingQuery),
     responses((status = 200, body = Page<AuctionView>), (status = 422, body = ErrorBody)))]
 pub(super) fn list_auctions() {}
+
+/// Search auctions: words (typo tolerant), filters, sort, facets, cursor
+///
+/// Served from this node's search index, at most `searchLagMs` behind its applied state.
+#[utoipa::path(get, path = "/api/v1/search", tag = "auctions", params(SearchQuery),
+    responses((status = 200, body = SearchAnswer), (status = 422, body = ErrorBody),
+        (status = 503, description = "SEARCH_UNAVAILABLE: this node has no index",
+            body = ErrorBody)))]
+pub(super) fn search() {}
 
 /// Create an auction
 #[utoipa::path(post, path = "/api/v1/auctions", tag = "auctions",

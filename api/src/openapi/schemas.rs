@@ -252,7 +252,7 @@ pub struct ListingQuery {
     min_price: Option<String>,
     #[param(rename = "maxPrice")]
     max_price: Option<String>,
-    /// A case-insensitive part of the title.
+    /// Words to find in the title or the description, typo tolerant (as in `GET /search`).
     q: Option<String>,
     /// ending_soon (default), newest, price_asc, price_desc, most_bids.
     sort: Option<String>,
@@ -354,4 +354,55 @@ pub struct IdempotencyHeader {
 pub struct LastEventIdHeader {
     #[param(rename = "Last-Event-ID")]
     last_event_id: Option<String>,
+}
+
+/// `GET /search`: words, filters, sort, cursor.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SearchQuery {
+    /// Words to find in the title or the description (at most 200 characters); typo tolerant:
+    /// one typo from 5 letters, two from 9; the last word also matches as a prefix.
+    q: Option<String>,
+    /// Only this category.
+    category: Option<String>,
+    /// Comma-separated statuses: scheduled, active, sold, unsold, cancelled.
+    status: Option<String>,
+    /// Filters on the current price (the starting price before the first bid).
+    #[param(rename = "minPrice")]
+    min_price: Option<String>,
+    #[param(rename = "maxPrice")]
+    max_price: Option<String>,
+    #[param(rename = "sellerId", format = Uuid)]
+    seller_id: Option<String>,
+    /// relevance (default with `q`), ending_soon (default without), newest, price_asc,
+    /// price_desc, most_bids.
+    sort: Option<String>,
+    /// `nextCursor` of the previous page (same sort).
+    cursor: Option<String>,
+    /// 1 to 100, default 20.
+    limit: Option<u32>,
+}
+
+/// Matching auctions per facet value.
+#[derive(Serialize, ToSchema)]
+pub struct SearchFacets {
+    /// Category name → number of matching auctions (the most frequent 100).
+    pub category: std::collections::BTreeMap<String, u64>,
+}
+
+/// One page of search results.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchAnswer {
+    pub items: Vec<AuctionView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// Every matching auction, over all pages.
+    pub total: u64,
+    pub facets: SearchFacets,
+    /// How far this node's index was behind its applied state, in milliseconds.
+    pub search_lag_ms: u64,
+    #[schema(format = DateTime)]
+    pub server_time: String,
 }
