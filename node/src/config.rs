@@ -88,6 +88,10 @@ pub struct NodeArgs {
     /// membership. Only for a throwaway cluster on an isolated machine.
     #[arg(long, env = "AUCTION_INSECURE_GRPC", conflicts_with = "tls_dir")]
     pub insecure_grpc: bool,
+    /// Send Raft appends as one unary gRPC call each instead of on one stream per peer: for a
+    /// cluster with nodes of a version that does not serve the stream, and A/B benchmarks.
+    #[arg(long, env = "AUCTION_RAFT_UNARY_APPENDS")]
+    pub raft_unary_appends: bool,
     /// A group leader proposes housekeeping (purging expired records) at least this often, in
     /// ms; closing due auctions does not wait for it. Tests that count log entries raise it.
     #[arg(
@@ -166,6 +170,7 @@ impl NodeArgs {
         config.shard_count = self.shards;
         config.housekeeping_interval_ms = self.housekeeping_interval_ms;
         config.network.tls = self.tls_identity()?;
+        config.network.append_stream = !self.raft_unary_appends;
         Ok(config)
     }
 

@@ -183,6 +183,7 @@ impl RunningNode {
         // Ends the shard count watch, which holds the host.
         drop(refusal);
         http.stop().await;
+        host.close_peer_streams();
         grpc.stop().await;
         host.shutdown().await;
         // After the groups: the last commit records every group's final position.

@@ -73,6 +73,9 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         // Measured as deployed: node-to-node mutual TLS (certificates made by `main`).
         tls_dir: Some(auction_raft::network::certs::node_dir(&dir.join("tls"), id)),
         insecure_grpc: false,
+        // The environment's choice, so A/B runs need no flag of their own.
+        raft_unary_appends: std::env::var("AUCTION_RAFT_UNARY_APPENDS")
+            .is_ok_and(|value| !matches!(value.as_str(), "" | "0" | "false" | "no" | "off")),
         housekeeping_interval_ms: 10_000,
     }
 }

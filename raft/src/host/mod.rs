@@ -112,6 +112,9 @@ pub(crate) struct HostInner<S: NodeStorage> {
     clocks: Arc<ClockView>,
     events: broadcast::Sender<AppliedEvent>,
     shutdown: watch::Sender<bool>,
+    /// Turns true when the append streams this node serves must end (before its gRPC server
+    /// stops gracefully, which waits for them).
+    streams_closing: watch::Sender<bool>,
     /// When the host started, for [`read::Freshness`] (tokio's clock: simulated time in the
     /// simulator).
     started: tokio::time::Instant,
@@ -169,6 +172,7 @@ impl<S: NodeStorage> RaftHost<S> {
             );
         }
         let (shutdown, _) = watch::channel(false);
+        let (streams_closing, _) = watch::channel(false);
         let clocks = Arc::new(ClockView::new(clock.clone(), config.clock_skew_ms_max));
         router.set_peer_clock(clocks.clone());
         let inner = Arc::new(HostInner {
@@ -184,6 +188,7 @@ impl<S: NodeStorage> RaftHost<S> {
             clocks,
             events,
             shutdown,
+            streams_closing,
             started: tokio::time::Instant::now(),
         });
         let duties = duties::spawn(&inner);
@@ -370,10 +375,19 @@ impl<S: NodeStorage> RaftHost<S> {
         service::routes(&self.inner)
     }
 
+    /// Ends the peers' append streams into this node (each once the appends taken from it are
+    /// answered) and refuses new ones. Call it before stopping the gRPC server gracefully: a
+    /// graceful stop waits for every open stream.
+    pub fn close_peer_streams(&self) {
+        let _ = self.inner.streams_closing.send(true);
+    }
+
     /// Stops the duties and every group; later requests are refused. Close the storage after
     /// the last handle on the host is dropped.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
+        self.close_peer_streams();
+        self.inner.router.close_pipes();
         self.inner.forwarders.close();
         let duties = std::mem::take(
             &mut *self

@@ -221,6 +221,7 @@ pub fn decode_read_log_id<C: RaftTypeConfig>(bytes: &[u8]) -> Result<LogIdOf<C>,
 pub(super) fn routes<S: NodeStorage>(inner: &Arc<HostInner<S>>) -> tonic::service::Routes {
     let raft = RaftGrpcService::new(inner.registry.clone(), inner.config.network.clone())
         .with_peer_clock(inner.clocks.clone())
+        .with_closing(inner.streams_closing.subscribe())
         .into_server();
     let admin = AdminGrpcService::new(inner.config.node_id, inner.registry.clone()).into_server();
     let client = ClientServiceServer::new(ClientGrpcService {

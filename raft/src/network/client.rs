@@ -4,13 +4,15 @@
 //! Peers are learned from membership: when openraft asks a group's [`GrpcNetworkFactory`] for a
 //! client to a target, the factory records the target's address from its `Node` value, and the
 //! router opens (lazily) a channel to it, or reopens one if the address changed.
+//! `AppendEntries` (heartbeats included) of every group go on the peer's one append stream
+//! ([`super::pipe`]); votes, leader transfers and snapshots are RPCs of their own.
 //!
 //! Not done yet: no eviction of channels to nodes that left every group.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use auction_proto::raft::raft_service_client::RaftServiceClient;
@@ -34,6 +36,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use super::clock_sample::reply_clock_ms;
+use super::pipe::{Pipe, PipeError};
 use super::{NetworkConfig, PeerAddress, PeerClockSink, SnapshotPayload, TlsIdentity};
 use crate::codec;
 use crate::error::Error;
@@ -77,6 +80,8 @@ pub fn tcp_channel_factory(config: &NetworkConfig) -> ChannelFactory {
 struct Peer {
     addr: String,
     channel: Channel,
+    /// The append stream of every group to this peer, opened on first use.
+    pipe: Mutex<Option<Arc<Pipe>>>,
 }
 
 struct RouterInner<C: RaftTypeConfig> {
@@ -159,6 +164,7 @@ impl<C: RaftTypeConfig, SD> GrpcRouter<C, SD> {
         let peer = Peer {
             addr: addr.to_string(),
             channel,
+            pipe: Mutex::new(None),
         };
         let mut peers = self
             .inner
@@ -206,6 +212,90 @@ impl<C: RaftTypeConfig, SD> GrpcRouter<C, SD> {
         Ok(RaftServiceClient::new(peer.channel.clone())
             .max_decoding_message_size(message_bytes_max)
             .max_encoding_message_size(message_bytes_max))
+    }
+
+    /// The append stream to `target`: the open one, or a new one if it has none usable.
+    fn pipe(&self, target: &C::NodeId) -> Result<Arc<Pipe>, Unreachable<C>> {
+        let peers = self
+            .inner
+            .peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(peer) = peers.get(target) else {
+            return Err(Unreachable::from_string(format!(
+                "no address known for node {target}"
+            )));
+        };
+        let mut pipe = peer.pipe.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = pipe.as_ref().filter(|open| open.is_usable()) {
+            return Ok(open.clone());
+        }
+        let message_bytes_max = self.inner.config.message_bytes_max;
+        let client = RaftServiceClient::new(peer.channel.clone())
+            .max_decoding_message_size(message_bytes_max)
+            .max_encoding_message_size(message_bytes_max);
+        let opened = Pipe::open(client);
+        *pipe = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// Ends every append stream once what was sent on it is answered (at shutdown).
+    pub fn close_pipes(&self) {
+        let peers = self
+            .inner
+            .peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for peer in peers.values() {
+            peer.pipe
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+        }
+    }
+
+    /// Sends one `AppendEntries` on the target's append stream.
+    async fn append(
+        &self,
+        target: C::NodeId,
+        group_id: GroupId,
+        rpc: &AppendEntriesRequest<C>,
+        option: &RPCOption,
+    ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
+        let payload = codec::encode("append entries request", rpc)
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        let pipe = self.pipe(&target)?;
+        let timeout = self.rpc_timeout(option);
+        let sent = tokio::time::Instant::now();
+        let reply = match pipe
+            .call(group_id, Bytes::from(payload), sent + timeout)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(PipeError::TimedOut) => {
+                return Err(self
+                    .timeout_error(RPCTypes::AppendEntries, target, timeout)
+                    .into())
+            }
+            Err(PipeError::Broken(status)) => return Err(status_to_rpc_error(&status)),
+            Err(PipeError::Full) => {
+                return Err(RPCError::Network(NetworkError::from_string(format!(
+                    "too many appends await replies from node {target}"
+                ))))
+            }
+        };
+        if reply.code != 0 {
+            let code = Code::from(i32::try_from(reply.code).unwrap_or(i32::MAX));
+            return Err(status_to_rpc_error(&tonic::Status::new(
+                code,
+                reply.message,
+            )));
+        }
+        if let (Some(sink), Some(peer_ms)) = (self.inner.peer_clock.get(), reply.clock_ms) {
+            sink.observe(&target, peer_ms, sent, tokio::time::Instant::now());
+        }
+        codec::decode("append entries reply", &reply.payload)
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))
     }
 
     /// openraft's soft TTL, clamped to the configured bounds.
@@ -313,6 +403,9 @@ where
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
+        if self.inner.config.append_stream {
+            return self.append(target, group_id, &rpc, &option).await;
+        }
         self.unary(
             target,
             group_id,

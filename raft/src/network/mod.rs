@@ -45,14 +45,21 @@
 //! without a certificate of the cluster CA at the handshake. Without it the transport is
 //! plaintext: the simulator's choice, and the node's only with an explicit opt-out.
 //!
-//! Not done yet: no pipelined `stream_append` (openraft's
-//! default sends the appends of one stream one RPC at a time); snapshots are sent from one
-//! in-memory buffer ([`SnapshotPayload`]).
+//! Appends ([`pipe`]): every group's `AppendEntries` to a peer travel as messages of one
+//! long-lived bidirectional stream per peer (`AppendStream`), answered in completion order; the
+//! unary `AppendEntries` RPC is still served, for peers that do not stream yet. The server ends
+//! the streams it serves when told to close ([`RaftGrpcService::with_closing`]), since a
+//! graceful server stop waits for every open stream.
+//!
+//! Not done yet: no pipelining within one group (openraft's default `stream_append` sends a
+//! group's appends to a target one at a time); snapshots are sent from one in-memory buffer
+//! ([`SnapshotPayload`]).
 
 pub mod admin;
 pub mod certs;
 pub mod client;
 pub mod clock_sample;
+pub mod pipe;
 pub mod probe;
 pub mod server;
 pub mod tls;
@@ -90,6 +97,9 @@ pub struct NetworkConfig {
     /// Mutual TLS of the channels [`tcp_channel_factory`] makes; `None` is plaintext (the
     /// simulator, whose channels come from its own factory, and an explicitly insecure node).
     pub tls: Option<TlsIdentity>,
+    /// `AppendEntries` on one append stream per peer ([`pipe`]); off, one unary RPC each (for
+    /// peers that do not serve the stream, and for A/B benchmarks).
+    pub append_stream: bool,
 }
 
 impl Default for NetworkConfig {
@@ -105,6 +115,7 @@ impl Default for NetworkConfig {
             keep_alive_interval_ms: 5_000,
             keep_alive_timeout_ms: 5_000,
             tls: None,
+            append_stream: true,
         }
     }
 }

@@ -4,22 +4,29 @@
 //! when it starts it. [`RaftGrpcService`] implements the generated `RaftService` over a registry.
 //! A snapshot stream must be a header followed by non-empty data chunks that add up to exactly
 //! the announced size (at most [`NetworkConfig::snapshot_bytes_max`]), so a misbehaving peer can
-//! neither exhaust memory nor keep the handler looping.
+//! neither exhaust memory nor keep the handler looping. An append stream (`AppendStream`)
+//! carries the appends of every group from one peer; each is handed to its group as it arrives
+//! (at most [`APPEND_STREAM_IN_FLIGHT_MAX`] at once) and answered as it finishes, tagged with its
+//! sequence number; a failed append is answered with its status and the stream goes on.
 //!
 //! Not done yet: no limit on concurrent snapshot installs per node.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use auction_proto::raft::raft_service_server::{RaftService, RaftServiceServer};
 use auction_proto::raft::snapshot_chunk::Item;
-use auction_proto::raft::{RaftReply, RaftRequest, SnapshotChunk, SnapshotHeader};
+use auction_proto::raft::{
+    AppendStreamReply, AppendStreamRequest, RaftReply, RaftRequest, SnapshotChunk, SnapshotHeader,
+};
 use auction_proto::Bytes;
 use openraft::alias::{SnapshotMetaOf, VoteOf};
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::storage::RaftStateMachine;
 use openraft::{Raft, RaftTypeConfig, Snapshot};
 use serde::Serialize;
+use tokio::sync::{mpsc, watch, Semaphore};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{NetworkConfig, PeerClockSink, SnapshotPayload};
@@ -30,6 +37,14 @@ use crate::GroupId;
 /// A header alone must not make the node allocate a whole snapshot up front: past this, the
 /// buffer grows with the data that actually arrives.
 const SNAPSHOT_PREALLOCATE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Appends of one append stream being handled at once at most; past it the stream is not read
+/// (HTTP/2 flow control holds the sender back).
+pub const APPEND_STREAM_IN_FLIGHT_MAX: usize = 1_024;
+
+/// The replies of an append stream.
+pub type AppendReplies =
+    Pin<Box<dyn futures_util::Stream<Item = Result<AppendStreamReply, Status>> + Send + 'static>>;
 
 /// The `Raft` handle of every group this node hosts.
 pub struct GroupRegistry<C: RaftTypeConfig, SM: RaftStateMachine<C>> {
@@ -83,6 +98,8 @@ pub struct RaftGrpcService<C: RaftTypeConfig, SM: RaftStateMachine<C>> {
     config: NetworkConfig,
     /// Whose clock the replies carry (see [`super::clock_sample`]); none without it.
     clock: Option<Arc<dyn PeerClockSink<C::NodeId>>>,
+    /// Turns true when the append streams must end (the server is about to stop).
+    closing: Option<watch::Receiver<bool>>,
 }
 
 impl<C: RaftTypeConfig, SM: RaftStateMachine<C>> RaftGrpcService<C, SM> {
@@ -91,7 +108,16 @@ impl<C: RaftTypeConfig, SM: RaftStateMachine<C>> RaftGrpcService<C, SM> {
             registry,
             config,
             clock: None,
+            closing: None,
         }
+    }
+
+    /// Append streams stop taking appends and end, once those taken are answered, when
+    /// `closing` turns true; new ones are refused from then on. Without it a stream lasts as
+    /// long as its sender keeps it open, and a graceful server stop waits for that.
+    pub fn with_closing(mut self, closing: watch::Receiver<bool>) -> Self {
+        self.closing = Some(closing);
+        self
     }
 
     /// Vote and `AppendEntries` replies carry this clock's reading.
@@ -185,6 +211,103 @@ fn raft_failed(group_id: GroupId, error: impl std::fmt::Display) -> Status {
     .into()
 }
 
+/// Resolves once `closing` is true; never without a signal.
+async fn closed(closing: &mut Option<watch::Receiver<bool>>) {
+    match closing {
+        Some(closing) => {
+            let sender_gone = closing.wait_for(|closing| *closing).await.is_err();
+            if sender_gone {
+                // The sender is gone: nobody can ask to close any more.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads an append stream and answers each append as it finishes, at most
+/// [`APPEND_STREAM_IN_FLIGHT_MAX`] at once.
+async fn serve_append_stream<C, SM>(
+    registry: Arc<GroupRegistry<C, SM>>,
+    clock: Option<Arc<dyn PeerClockSink<C::NodeId>>>,
+    mut incoming: Streaming<AppendStreamRequest>,
+    replies: mpsc::Sender<Result<AppendStreamReply, Status>>,
+    mut closing: Option<watch::Receiver<bool>>,
+) where
+    C: RaftTypeConfig,
+    SM: RaftStateMachine<C>,
+{
+    let in_flight = Arc::new(Semaphore::new(APPEND_STREAM_IN_FLIGHT_MAX));
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let next = tokio::select! {
+            next = incoming.message() => next,
+            () = closed(&mut closing) => return,
+        };
+        let request = match next {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(status) => {
+                let _ = replies.send(Err(status)).await;
+                return;
+            }
+        };
+        let (registry, clock, replies) = (registry.clone(), clock.clone(), replies.clone());
+        tokio::spawn(async move {
+            let reply = append_one(&registry, clock.as_deref(), request).await;
+            // The sender may have gone; nobody is left to tell.
+            let _ = replies.send(Ok(reply)).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Hands one streamed append to its group and makes its reply.
+async fn append_one<C, SM>(
+    registry: &GroupRegistry<C, SM>,
+    clock: Option<&dyn PeerClockSink<C::NodeId>>,
+    request: AppendStreamRequest,
+) -> AppendStreamReply
+where
+    C: RaftTypeConfig,
+    SM: RaftStateMachine<C>,
+{
+    let AppendStreamRequest {
+        seq,
+        group_id,
+        payload,
+    } = request;
+    let answered = async {
+        let raft = registry.get(group_id)?;
+        let rpc: AppendEntriesRequest<C> = codec::decode("append entries request", &payload)?;
+        let response = raft
+            .append_entries(rpc)
+            .await
+            .map_err(|error| raft_failed(group_id, error))?;
+        Ok::<Vec<u8>, Status>(codec::encode("append entries response", &response)?)
+    }
+    .await;
+    match answered {
+        Ok(payload) => AppendStreamReply {
+            seq,
+            payload: Bytes::from(payload),
+            code: 0,
+            message: String::new(),
+            clock_ms: clock.map(|clock| clock.now_ms()),
+        },
+        Err(status) => AppendStreamReply {
+            seq,
+            payload: Bytes::new(),
+            // A status is never OK here; a zero would read as success.
+            code: u32::try_from(i32::from(status.code())).unwrap_or(0).max(1),
+            message: status.message().to_owned(),
+            clock_ms: None,
+        },
+    }
+}
+
 #[tonic::async_trait]
 impl<C, SM> RaftService for RaftGrpcService<C, SM>
 where
@@ -192,6 +315,33 @@ where
     SM: RaftStateMachine<C>,
     SM::SnapshotData: SnapshotPayload,
 {
+    type AppendStreamStream = AppendReplies;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<AppendStreamRequest>>,
+    ) -> Result<Response<AppendReplies>, Status> {
+        if self
+            .closing
+            .as_ref()
+            .is_some_and(|closing| *closing.borrow())
+        {
+            return Err(Status::unavailable("this node is stopping"));
+        }
+        let (replies, answered) = mpsc::channel(APPEND_STREAM_IN_FLIGHT_MAX);
+        tokio::spawn(serve_append_stream(
+            self.registry.clone(),
+            self.clock.clone(),
+            request.into_inner(),
+            replies,
+            self.closing.clone(),
+        ));
+        let answers = futures_util::stream::unfold(answered, |mut answered| async move {
+            answered.recv().await.map(|reply| (reply, answered))
+        });
+        Ok(Response::new(Box::pin(answers)))
+    }
+
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let RaftRequest { group_id, payload } = request.into_inner();
         let raft = self.raft(group_id)?;

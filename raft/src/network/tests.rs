@@ -16,7 +16,7 @@ use auction_proto::raft::{SnapshotChunk, SnapshotHeader};
 use auction_proto::Bytes;
 use openraft::error::RPCError;
 use openraft::network::RPCOption;
-use openraft::raft::VoteRequest;
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::{BasicNode, Config, Raft};
 use openraft_multi::GroupRouter;
 use tempfile::TempDir;
@@ -316,6 +316,35 @@ async fn three_nodes_replicate_two_groups_over_grpc() {
         "got {result:?}"
     );
 
+    // Appends travel on the peer's one append stream: an append to a group the peer does not
+    // host fails alone (NOT_FOUND, seen as unreachable) and the same stream keeps answering.
+    let stale_heartbeat = || AppendEntriesRequest::<C> {
+        vote: openraft::alias::VoteOf::<C>::new(0, 1),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    let option = RPCOption::new(Duration::from_secs(1));
+    let result = nodes[0]
+        .router
+        .append_entries(2, 99, stale_heartbeat(), option.clone())
+        .await;
+    assert!(
+        matches!(result, Err(RPCError::Unreachable(_))),
+        "unknown group on the stream: {result:?}"
+    );
+    for group_id in GROUPS {
+        let answer = nodes[0]
+            .router
+            .append_entries(2, group_id, stale_heartbeat(), option.clone())
+            .await
+            .expect("the stream still answers");
+        assert!(
+            !answer.is_success(),
+            "a heartbeat of a stale term is refused: {answer:?}"
+        );
+    }
+
     // Malformed snapshot streams are refused before they reach the group's `Raft`.
     let refused = send_snapshot_stream(&nodes[1].addr, 1, 10, &[vec![1, 2, 3, 4, 5]]).await;
     assert_eq!(
@@ -447,6 +476,106 @@ async fn rpc_failures_map_to_openraft_errors() {
 
     // An address that is not one.
     assert!(router.set_peer(10, "not an address with spaces").is_err());
+}
+
+/// An append with no entries from a leader of term 1 (nobody's real leader in these tests).
+fn heartbeat() -> AppendEntriesRequest<C> {
+    AppendEntriesRequest {
+        vote: openraft::alias::VoteOf::<C>::new(1, 1),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    }
+}
+
+#[tokio::test]
+async fn append_stream_failures_map_to_openraft_errors() {
+    let router: GrpcRouter<C, Vec<u8>> = GrpcRouter::new(1, NetworkConfig::default());
+    let option = RPCOption::new(Duration::from_millis(100));
+
+    let result = router
+        .append_entries(7, 1, heartbeat(), option.clone())
+        .await;
+    assert!(
+        matches!(result, Err(RPCError::Unreachable(_))),
+        "unknown peer: {result:?}"
+    );
+
+    // Nothing listens there: the stream cannot open, and each later call tries a new one.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let closed_addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    router.set_peer(8, &closed_addr).expect("set peer");
+    for attempt in 0..2 {
+        let result = router
+            .append_entries(8, 1, heartbeat(), option.clone())
+            .await;
+        assert!(
+            matches!(result, Err(RPCError::Unreachable(_))),
+            "refused, attempt {attempt}: {result:?}"
+        );
+    }
+
+    // Accepts connections and never answers: bounded by the call's time-out.
+    let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent_addr = silent.local_addr().expect("addr").to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            match silent.accept().await {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => break,
+            }
+        }
+    });
+    router.set_peer(9, &silent_addr).expect("set peer");
+    let result = router.append_entries(9, 1, heartbeat(), option).await;
+    assert!(
+        matches!(result, Err(RPCError::Timeout(_))),
+        "silent: {result:?}"
+    );
+    holder.abort();
+}
+
+/// A server told to close ends the append streams it serves, so its graceful stop does not wait
+/// for peers that keep theirs open; it refuses new streams from then on.
+#[tokio::test]
+async fn closing_ends_append_streams_and_lets_the_server_stop() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    let registry = Arc::new(GroupRegistry::<C, SuiteStateMachine>::new());
+    let (closing, closing_signal) = tokio::sync::watch::channel(false);
+    let service = RaftGrpcService::new(registry, NetworkConfig::default())
+        .with_closing(closing_signal)
+        .into_server();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let router: GrpcRouter<C, Vec<u8>> = GrpcRouter::new(1, NetworkConfig::default());
+    router.set_peer(2, &addr).expect("set peer");
+    let option = RPCOption::new(Duration::from_secs(1));
+    // The stream is open and answers (the group is unknown there: NOT_FOUND, unreachable).
+    let result = router
+        .append_entries(2, 1, heartbeat(), option.clone())
+        .await;
+    assert!(
+        matches!(result, Err(RPCError::Unreachable(_))),
+        "open stream: {result:?}"
+    );
+
+    closing.send(true).expect("signal");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stops although the router keeps its stream")
+        .expect("join")
+        .expect("serve");
 }
 
 #[tokio::test]

@@ -93,6 +93,9 @@ impl TestNode {
     /// Stops the server and the groups, then closes the storage.
     async fn stop(&mut self) {
         if let Some((stop, server)) = self.server.take() {
+            if let Some(host) = &self.host {
+                host.close_peer_streams();
+            }
             let _ = stop.send(());
             let _ = server.await;
         }
