@@ -40,6 +40,10 @@ pub struct LocalClusterArgs {
     /// Auction shards.
     #[arg(long, default_value_t = 8)]
     pub shards: u32,
+    /// Each node's `--bid-rate-per-minute`: raised above the production default, since a dev
+    /// cluster is driven by scripts and the load generator; 0 turns the per-user limit off.
+    #[arg(long, default_value_t = 6_000)]
+    pub bid_rate_per_minute: u32,
 }
 
 fn port(base: u16, id: u64) -> anyhow::Result<u16> {
@@ -84,7 +88,10 @@ fn spawn_node(args: &LocalClusterArgs, id: u64) -> anyhow::Result<Child> {
         ])
         // A dev cluster is driven by scripts and the load generator: raise the production
         // rate limits explicitly.
-        .args(["--bid-rate-per-minute", "6000"])
+        .args([
+            "--bid-rate-per-minute",
+            &args.bid_rate_per_minute.to_string(),
+        ])
         .args(["--ip-rate-per-minute", "600000"]);
     if !peers.is_empty() {
         command.args(["--peer", &peers.join(",")]);
