@@ -1,6 +1,7 @@
 //! Peers' clocks, learned from the Raft RPCs that run anyway: every reply of a vote, pre-vote
 //! or `AppendEntries` carries the replying node's wall clock in the [`CLOCK_HEADER`] metadata
-//! entry, and the sender hands it, with the RPC's send and receive instants, to its
+//! entry (an append answered on the append stream carries it in the reply's `clock_ms`, see
+//! [`super::pipe`]), and the sender hands it, with the RPC's send and receive instants, to its
 //! [`PeerClockSink`]. Heartbeats go out every heartbeat interval, so a leader hears every
 //! reachable follower's clock that often, and a candidate hears a majority's clocks in the
 //! votes that make it leader. No RPC is added, and nothing is done per client write.
