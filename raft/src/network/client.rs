@@ -197,46 +197,46 @@ impl<C: RaftTypeConfig, SD> GrpcRouter<C, SD> {
         &self.inner.config
     }
 
-    fn client(&self, target: &C::NodeId) -> Result<RaftServiceClient<Channel>, Unreachable<C>> {
+    /// Runs `f` on `target`'s peer entry; unreachable when no address is known for it.
+    fn with_peer<T>(
+        &self,
+        target: &C::NodeId,
+        f: impl FnOnce(&Peer) -> T,
+    ) -> Result<T, Unreachable<C>> {
         let peers = self
             .inner
             .peers
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let Some(peer) = peers.get(target) else {
-            return Err(Unreachable::from_string(format!(
-                "no address known for node {target}"
-            )));
-        };
+        let peer = peers.get(target).ok_or_else(|| {
+            Unreachable::from_string(format!("no address known for node {target}"))
+        })?;
+        Ok(f(peer))
+    }
+
+    /// A client on `peer`'s channel with this router's message size limits.
+    fn service_client(&self, peer: &Peer) -> RaftServiceClient<Channel> {
         let message_bytes_max = self.inner.config.message_bytes_max;
-        Ok(RaftServiceClient::new(peer.channel.clone())
+        RaftServiceClient::new(peer.channel.clone())
             .max_decoding_message_size(message_bytes_max)
-            .max_encoding_message_size(message_bytes_max))
+            .max_encoding_message_size(message_bytes_max)
+    }
+
+    fn client(&self, target: &C::NodeId) -> Result<RaftServiceClient<Channel>, Unreachable<C>> {
+        self.with_peer(target, |peer| self.service_client(peer))
     }
 
     /// The append stream to `target`: the open one, or a new one if it has none usable.
     fn pipe(&self, target: &C::NodeId) -> Result<Arc<Pipe>, Unreachable<C>> {
-        let peers = self
-            .inner
-            .peers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(peer) = peers.get(target) else {
-            return Err(Unreachable::from_string(format!(
-                "no address known for node {target}"
-            )));
-        };
-        let mut pipe = peer.pipe.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = pipe.as_ref().filter(|open| open.is_usable()) {
-            return Ok(open.clone());
-        }
-        let message_bytes_max = self.inner.config.message_bytes_max;
-        let client = RaftServiceClient::new(peer.channel.clone())
-            .max_decoding_message_size(message_bytes_max)
-            .max_encoding_message_size(message_bytes_max);
-        let opened = Pipe::open(client);
-        *pipe = Some(opened.clone());
-        Ok(opened)
+        self.with_peer(target, |peer| {
+            let mut pipe = peer.pipe.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(open) = pipe.as_ref().filter(|open| open.is_usable()) {
+                return open.clone();
+            }
+            let opened = Pipe::open(self.service_client(peer));
+            *pipe = Some(opened.clone());
+            opened
+        })
     }
 
     /// Ends every append stream once what was sent on it is answered (at shutdown).

@@ -264,6 +264,23 @@ async fn serve_append_stream<C, SM>(
     }
 }
 
+/// Hands one encoded `AppendEntries` (unary or streamed) to its group.
+async fn append<C, SM>(
+    registry: &GroupRegistry<C, SM>,
+    group_id: GroupId,
+    payload: &[u8],
+) -> Result<openraft::raft::AppendEntriesResponse<C>, Status>
+where
+    C: RaftTypeConfig,
+    SM: RaftStateMachine<C>,
+{
+    let raft = registry.get(group_id)?;
+    let rpc: AppendEntriesRequest<C> = codec::decode("append entries request", payload)?;
+    raft.append_entries(rpc)
+        .await
+        .map_err(|error| raft_failed(group_id, error))
+}
+
 /// Hands one streamed append to its group and makes its reply.
 async fn append_one<C, SM>(
     registry: &GroupRegistry<C, SM>,
@@ -279,16 +296,10 @@ where
         group_id,
         payload,
     } = request;
-    let answered = async {
-        let raft = registry.get(group_id)?;
-        let rpc: AppendEntriesRequest<C> = codec::decode("append entries request", &payload)?;
-        let response = raft
-            .append_entries(rpc)
-            .await
-            .map_err(|error| raft_failed(group_id, error))?;
-        Ok::<Vec<u8>, Status>(codec::encode("append entries response", &response)?)
-    }
-    .await;
+    let answered = match append(registry, group_id, &payload).await {
+        Ok(response) => codec::encode("append entries response", &response).map_err(Status::from),
+        Err(status) => Err(status),
+    };
     match answered {
         Ok(payload) => AppendStreamReply {
             seq,
@@ -369,12 +380,7 @@ where
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
         let RaftRequest { group_id, payload } = request.into_inner();
-        let raft = self.raft(group_id)?;
-        let rpc: AppendEntriesRequest<C> = codec::decode("append entries request", &payload)?;
-        let response = raft
-            .append_entries(rpc)
-            .await
-            .map_err(|error| raft_failed(group_id, error))?;
+        let response = append(&self.registry, group_id, &payload).await?;
         self.clocked("append entries response", &response)
     }
 

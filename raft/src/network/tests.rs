@@ -344,6 +344,27 @@ async fn three_nodes_replicate_two_groups_over_grpc() {
             "a heartbeat of a stale term is refused: {answer:?}"
         );
     }
+    // Unary appends (`--raft-unary-appends`, for peers without the stream) are still served.
+    let unary: GrpcRouter<C, Vec<u8>> = GrpcRouter::new(
+        1,
+        NetworkConfig {
+            append_stream: false,
+            ..NetworkConfig::default()
+        },
+    );
+    unary.set_peer(2, &nodes[1].addr).expect("set peer");
+    let answer = unary
+        .append_entries(2, GROUPS[0], stale_heartbeat(), option.clone())
+        .await
+        .expect("a unary append is answered");
+    assert!(!answer.is_success(), "unary: {answer:?}");
+    let result = unary
+        .append_entries(2, 99, stale_heartbeat(), option.clone())
+        .await;
+    assert!(
+        matches!(result, Err(RPCError::Unreachable(_))),
+        "unknown group, unary: {result:?}"
+    );
 
     // Malformed snapshot streams are refused before they reach the group's `Raft`.
     let refused = send_snapshot_stream(&nodes[1].addr, 1, 10, &[vec![1, 2, 3, 4, 5]]).await;
@@ -439,10 +460,7 @@ async fn rpc_failures_map_to_openraft_errors() {
     );
 
     // Nothing listens there: the connection is refused.
-    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let closed_addr = closed.local_addr().expect("addr").to_string();
-    drop(closed);
-    router.set_peer(8, &closed_addr).expect("set peer");
+    router.set_peer(8, &closed_addr().await).expect("set peer");
     let result = router
         .vote(8, 1, VoteRequest::new(vote, None), option.clone())
         .await;
@@ -452,18 +470,7 @@ async fn rpc_failures_map_to_openraft_errors() {
     );
 
     // A peer that accepts connections and never answers: the RPC is bounded by its time-out.
-    let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let silent_addr = silent.local_addr().expect("addr").to_string();
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        // Bounded: this test makes one connection at most a handful of times.
-        for _ in 0..8 {
-            match silent.accept().await {
-                Ok((stream, _)) => held.push(stream),
-                Err(_) => break,
-            }
-        }
-    });
+    let (silent_addr, holder) = silent_peer().await;
     router.set_peer(9, &silent_addr).expect("set peer");
     let result = router
         .vote(9, 1, VoteRequest::new(vote, None), option)
@@ -476,6 +483,31 @@ async fn rpc_failures_map_to_openraft_errors() {
 
     // An address that is not one.
     assert!(router.set_peer(10, "not an address with spaces").is_err());
+}
+
+/// An address nothing listens on: connections to it are refused.
+async fn closed_addr() -> String {
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    addr
+}
+
+/// A peer that accepts connections and never answers; abort the task to close it.
+async fn silent_peer() -> (String, tokio::task::JoinHandle<()>) {
+    let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = silent.local_addr().expect("addr").to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Bounded: a test makes one connection at most a handful of times.
+        for _ in 0..8 {
+            match silent.accept().await {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => break,
+            }
+        }
+    });
+    (addr, holder)
 }
 
 /// An append with no entries from a leader of term 1 (nobody's real leader in these tests).
@@ -502,10 +534,7 @@ async fn append_stream_failures_map_to_openraft_errors() {
     );
 
     // Nothing listens there: the stream cannot open, and each later call tries a new one.
-    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let closed_addr = closed.local_addr().expect("addr").to_string();
-    drop(closed);
-    router.set_peer(8, &closed_addr).expect("set peer");
+    router.set_peer(8, &closed_addr().await).expect("set peer");
     for attempt in 0..2 {
         let result = router
             .append_entries(8, 1, heartbeat(), option.clone())
@@ -517,17 +546,7 @@ async fn append_stream_failures_map_to_openraft_errors() {
     }
 
     // Accepts connections and never answers: bounded by the call's time-out.
-    let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let silent_addr = silent.local_addr().expect("addr").to_string();
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        for _ in 0..8 {
-            match silent.accept().await {
-                Ok((stream, _)) => held.push(stream),
-                Err(_) => break,
-            }
-        }
-    });
+    let (silent_addr, holder) = silent_peer().await;
     router.set_peer(9, &silent_addr).expect("set peer");
     let result = router.append_entries(9, 1, heartbeat(), option).await;
     assert!(
@@ -618,4 +637,36 @@ async fn mutual_tls_serves_members_of_the_cluster_ca_only() {
         "a plaintext client is refused: {refused:?}"
     );
     task.abort();
+}
+
+/// A stream with [`pipe::PIPE_PENDING_MAX`] appends awaiting replies refuses the next one at
+/// once instead of queueing it.
+#[tokio::test]
+async fn a_stream_with_too_many_appends_waiting_refuses_more_at_once() {
+    let router: GrpcRouter<C, Vec<u8>> = GrpcRouter::new(1, NetworkConfig::default());
+    let (silent_addr, holder) = silent_peer().await;
+    router.set_peer(9, &silent_addr).expect("set peer");
+    let option = RPCOption::new(Duration::from_secs(2));
+    let waiting: Vec<_> = (0..pipe::PIPE_PENDING_MAX)
+        .map(|_| {
+            let (router, option) = (router.clone(), option.clone());
+            tokio::spawn(async move { router.append_entries(9, 1, heartbeat(), option).await })
+        })
+        .collect();
+    // Every waiting call registers before it blocks on the unread stream.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = tokio::time::Instant::now();
+    let result = router.append_entries(9, 1, heartbeat(), option).await;
+    assert!(
+        matches!(result, Err(RPCError::Network(_))),
+        "one too many: {result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not after the time-out"
+    );
+    for call in waiting {
+        call.abort();
+    }
+    holder.abort();
 }
