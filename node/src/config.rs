@@ -100,6 +100,23 @@ pub struct NodeArgs {
         default_value_t = 10_000
     )]
     pub housekeeping_interval_ms: u64,
+    /// Each group builds a snapshot after this many applied entries since its last one (and
+    /// may then drop the log behind it, see the next flag).
+    #[arg(
+        long,
+        env = "AUCTION_SNAPSHOT_EVERY_ENTRIES",
+        default_value_t = 20_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub snapshot_every_entries: u64,
+    /// Log entries each group keeps behind its last snapshot, for followers a little behind;
+    /// a follower further behind is sent the snapshot instead.
+    #[arg(
+        long,
+        env = "AUCTION_LOG_ENTRIES_KEPT_AFTER_SNAPSHOT",
+        default_value_t = 2_000
+    )]
+    pub log_entries_kept_after_snapshot: u64,
 }
 
 impl NodeArgs {
@@ -169,6 +186,8 @@ impl NodeArgs {
         let mut config = HostConfig::new(self.id, self.rpc_addr());
         config.shard_count = self.shards;
         config.housekeeping_interval_ms = self.housekeeping_interval_ms;
+        config.snapshot_every_entries = self.snapshot_every_entries;
+        config.log_entries_kept_after_snapshot = self.log_entries_kept_after_snapshot;
         config.network.tls = self.tls_identity()?;
         config.network.append_stream = !self.raft_unary_appends;
         Ok(config)

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Api, Cluster};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 /// How long an applied change may take to become searchable, with room for a loaded machine
@@ -18,15 +19,40 @@ fn url(cluster: &Cluster, node: usize, path: &str) -> String {
     format!("{}/api/v1{path}", cluster.url(node))
 }
 
+/// Writes retried with the same idempotency key while the outcome is unknown (a leader change,
+/// e.g. leadership being balanced after start), at most this many times.
+const UNKNOWN_OUTCOME_RETRIES_MAX: usize = 5;
+
+/// `POST` with an `X-Idempotency-Key`, retried on 503 and 504 like a careful client.
+async fn post_once(api: &Api, url: String, token: &str, body: Value, key: &str) -> Value {
+    let headers = [("X-Idempotency-Key", key)];
+    for _ in 0..UNKNOWN_OUTCOME_RETRIES_MAX {
+        let reply = api
+            .call(
+                Method::POST,
+                url.clone(),
+                Some(token),
+                Some(body.clone()),
+                &headers,
+            )
+            .await;
+        // 504: the outcome is unknown; 503: the group cannot take writes yet (no leader, or
+        // no majority view of time right after start).
+        if !matches!(reply.status.as_u16(), 503 | 504) {
+            return reply.expect(201);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("{url}: the outcome stayed unknown");
+}
+
 async fn create(api: &Api, cluster: &Cluster, token: &str, title: &str, category: &str) -> String {
     let body = json!({
         "title": title, "description": "from the search test", "category": category,
         "startingPrice": "12.00", "durationSeconds": 3600,
     });
-    let created = api
-        .post(url(cluster, 0, "/auctions"), Some(token), body)
-        .await
-        .expect(201);
+    let key = format!("create-{}", title.replace(' ', "-"));
+    let created = post_once(api, url(cluster, 0, "/auctions"), token, body, &key).await;
     created["auction"]["id"].as_str().expect("id").to_owned()
 }
 
@@ -120,6 +146,21 @@ async fn auctions_are_searchable_on_every_node_and_survive_restarts_and_a_lost_i
         metrics.contains("search_index_lag_ms{group=\"1\"}"),
         "{metrics}"
     );
+    let gauge = |name: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")));
+        let value = line.and_then(|line| line.split_whitespace().nth(1));
+        value
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {metrics}"))
+    };
+    assert!(gauge("search_index_documents") >= 2, "{metrics}");
+    assert!(gauge("search_index_disk_bytes") > 0, "{metrics}");
+    assert_eq!(
+        gauge("search_index_writer_memory_bytes"),
+        auction_api::search::tantivy_index::WRITER_MEMORY_BYTES as u64
+    );
 
     // Node 3 is killed; auctions created meanwhile are found after its restart.
     cluster.kill(3);
@@ -154,4 +195,146 @@ async fn auctions_are_searchable_on_every_node_and_survive_restarts_and_a_lost_i
     let all = [telescope.clone(), lamp.clone(), missed.clone()];
     findable(&api, &cluster, 1, "/auctions?limit=100", &all).await;
     findable(&api, &cluster, 1, "/search?q=copper", &[missed]).await;
+}
+
+/// Node `node`'s view of every group, from `GET /cluster/status`.
+async fn groups(api: &Api, cluster: &Cluster, node: usize) -> Vec<Value> {
+    let status = api
+        .get(url(cluster, node, "/cluster/status"), None)
+        .await
+        .expect(200);
+    status["groups"].as_array().cloned().unwrap_or_default()
+}
+
+fn index_of(group: &Value, field: &str) -> u64 {
+    group[field].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_the_purged_log_installs_a_snapshot_and_reindexes_from_it() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--bid-rate-per-minute",
+            "6000",
+            "--ip-rate-per-minute",
+            "0",
+            "--snapshot-every-entries",
+            "40",
+            "--log-entries-kept-after-snapshot",
+            "4",
+        ],
+    )
+    .await;
+    let api = Api::default();
+    let (_, seller) = api.user(cluster.url(0), "snapshot-seller").await;
+    let (_, first) = api.user(cluster.url(0), "snapshot-bidder-1").await;
+    let (_, second) = api.user(cluster.url(0), "snapshot-bidder-2").await;
+    let sextant = create(&api, &cluster, &seller, "Walnut sextant", "optics").await;
+    let found = findable(
+        &api,
+        &cluster,
+        2,
+        "/search?q=sextant",
+        std::slice::from_ref(&sextant),
+    )
+    .await;
+    assert_eq!(found["items"][0]["bidCount"], 0);
+    let before: Vec<Value> = groups(&api, &cluster, 2).await;
+
+    // While node 3 is down, its groups move far past what the others keep in their logs.
+    cluster.kill(3);
+    // Groups node 3 led elect another leader first, so that no write below is in flight
+    // across a leader change (its outcome would be unknown).
+    let start = Instant::now();
+    while !groups(&api, &cluster, 0)
+        .await
+        .iter()
+        .all(|group| matches!(group["leaderId"].as_u64(), Some(1 | 2)))
+    {
+        assert!(
+            start.elapsed() < Duration::from_millis(FINDABLE_WITHIN_MS_MAX),
+            "no leaders"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bids = 120u32;
+    for bid in 0..bids {
+        let token = if bid % 2 == 0 { &first } else { &second };
+        let amount = format!("{}.00", 12 + 5 * bid);
+        let path = format!("/auctions/{sextant}/bids");
+        let body = json!({ "amount": amount });
+        post_once(
+            &api,
+            url(&cluster, 0, &path),
+            token,
+            body,
+            &format!("bid-{bid}"),
+        )
+        .await;
+    }
+    let final_price = format!("{}.00", 12 + 5 * (bids - 1));
+    let compass = create(&api, &cluster, &seller, "Walnut compass", "optics").await;
+    // Snapshots are built in the background: wait until a leader has dropped the log node 3
+    // would need.
+    let start = Instant::now();
+    loop {
+        let mut leaders = groups(&api, &cluster, 0).await;
+        leaders.extend(groups(&api, &cluster, 1).await);
+        let purged_past_node_3 = leaders.iter().any(|group| {
+            let id = &group["groupId"];
+            let behind = before
+                .iter()
+                .find(|old| &old["groupId"] == id)
+                .map_or(0, |old| index_of(old, "lastLogIndex"));
+            group["state"] == "leader" && index_of(group, "purgedIndex") > behind
+        });
+        if purged_past_node_3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(FINDABLE_WITHIN_MS_MAX),
+            "no leader purged its log past node 3's end: {leaders:?} vs {before:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Node 3 can only catch up by a snapshot; its index then holds the snapshot's state.
+    cluster.restart(3).await;
+    let start = Instant::now();
+    loop {
+        let reply = api
+            .get(url(&cluster, 2, "/search?q=walnut&limit=10"), None)
+            .await
+            .expect(200);
+        let item = |id: &str| {
+            reply["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|item| item["id"] == id)
+                .cloned()
+        };
+        let current = item(&sextant);
+        let caught_up = current.as_ref().is_some_and(|auction| {
+            auction["bidCount"] == bids && auction["currentPrice"] == final_price.as_str()
+        });
+        if caught_up && item(&compass).is_some() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(FINDABLE_WITHIN_MS_MAX),
+            "node 3 did not index the snapshot's state: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = groups(&api, &cluster, 2).await;
+    assert!(
+        after.iter().any(|group| {
+            let id = &group["groupId"];
+            let old = before.iter().find(|old| &old["groupId"] == id);
+            index_of(group, "snapshotIndex") > old.map_or(0, |old| index_of(old, "lastLogIndex"))
+        }),
+        "node 3 holds a snapshot newer than its log before the kill: {after:?}"
+    );
 }

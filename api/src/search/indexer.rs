@@ -10,8 +10,8 @@
 //! group's position. Positions only move forward; a rescan records the applied index read
 //! before its scan, so the documents are at least that fresh.
 //!
-//! At start every auction shard whose stored position is not its applied index is rescanned
-//! (a clean stop ends with a final commit, so a restart after one rescans nothing; after a
+//! At start every auction shard whose stored position is not its applied index, or that was
+//! never indexed, is rescanned (a clean stop ends with a final commit, so a restart after one rescans nothing; after a
 //! crash, only the groups that moved since the last commit are rescanned).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -84,7 +84,10 @@ pub fn spawn<S: NodeStorage>(
     for status in host.local_statuses() {
         let group = status.group_id;
         let applied = status.applied_index.unwrap_or(0);
-        if group != META_GROUP && positions.get(&group).copied().unwrap_or(0) != applied {
+        // A group never indexed (position 0) is rescanned whatever its applied index says:
+        // right after start a group's metrics may not show what its replica holds yet.
+        let position = positions.get(&group).copied().unwrap_or(0);
+        if group != META_GROUP && (position == 0 || position != applied) {
             feed.request_rescan(group);
         }
     }
