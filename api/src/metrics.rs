@@ -386,6 +386,34 @@ fn render_search_lag(
     );
 }
 
+/// What this node's search index holds and takes (the disk line only for an index on disk).
+fn render_search_usage(out: &mut String, usage: crate::search::IndexUsage) {
+    let lines = [
+        (
+            "search_index_documents",
+            "Auctions searchable in this node's index.",
+            Some(usage.documents),
+        ),
+        (
+            "search_index_disk_bytes",
+            "Bytes of this node's search index files (memory-mapped: their resident part counts in the process RSS).",
+            usage.disk_bytes,
+        ),
+        (
+            "search_index_writer_memory_bytes",
+            "The indexing memory budget of this node's search index writer.",
+            Some(usage.writer_memory_bytes),
+        ),
+    ];
+    for (name, help, value) in lines {
+        let Some(value) = value else { continue };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+}
+
 /// `GET /metrics`.
 pub async fn render<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response {
     let mut out = String::new();
@@ -407,6 +435,7 @@ pub async fn render<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response
     }
     if let Some(index) = &app.search {
         render_search_lag(&mut out, &applied, &index.lag());
+        render_search_usage(&mut out, index.usage());
     }
     gauge(
         &mut out,

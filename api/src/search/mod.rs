@@ -93,6 +93,18 @@ pub struct GroupLag {
     pub lag_ms: u64,
 }
 
+/// What the index holds and costs, for `/metrics`. Its memory is the writer's budget plus the
+/// part of its memory-mapped files the kernel keeps resident (at most `disk_bytes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexUsage {
+    /// Documents searchable now (one per auction).
+    pub documents: u64,
+    /// Bytes of the index's files; `None` for an index in RAM.
+    pub disk_bytes: Option<u64>,
+    /// The indexing memory budget of the writer.
+    pub writer_memory_bytes: u64,
+}
+
 /// The derived index the search and listing handlers read.
 pub trait SearchIndex: Send + Sync + 'static {
     /// One page of auctions for `request`. Blocking (it reads the index): call it off the
@@ -100,6 +112,8 @@ pub trait SearchIndex: Send + Sync + 'static {
     fn search(&self, request: &SearchRequest) -> ApiResult<SearchPage>;
     /// Per group: what the index reflects and how far behind it is.
     fn lag(&self) -> Vec<GroupLag>;
+    /// Documents, disk and memory of the index.
+    fn usage(&self) -> IndexUsage;
 }
 
 #[cfg(test)]

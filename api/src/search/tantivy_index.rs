@@ -12,7 +12,7 @@
 //! the page size and by [`super::FACET_VALUES_MAX`].
 
 use std::collections::{BTreeMap, BinaryHeap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use auction_raft::GroupId;
@@ -32,7 +32,8 @@ use tokio::time::Instant;
 use super::params::SearchCursor;
 use super::schema::{self, Fields, SCHEMA_VERSION};
 use super::{
-    query, GroupLag, SearchIndex, SearchPage, SearchRequest, SearchSort, FACET_VALUES_MAX,
+    query, GroupLag, IndexUsage, SearchIndex, SearchPage, SearchRequest, SearchSort,
+    FACET_VALUES_MAX,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -79,6 +80,8 @@ pub struct TantivyIndex {
     /// Per group: when the oldest applied change not yet committed was applied.
     unindexed_since: Mutex<BTreeMap<GroupId, Instant>>,
     pins: Mutex<BTreeMap<u64, Pinned>>,
+    /// Where the index's files are (`None` in RAM).
+    dir: Option<PathBuf>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,7 +96,7 @@ impl TantivyIndex {
     pub fn in_memory() -> ApiResult<TantivyIndex> {
         let fields = Fields::new();
         let index = Index::create_in_ram(fields.schema.clone());
-        TantivyIndex::from_index(fields, index)
+        TantivyIndex::from_index(fields, index, None)
     }
 
     /// The index in `dir`, or a new empty one there when what is there cannot be used.
@@ -113,7 +116,8 @@ impl TantivyIndex {
         let directory = MmapDirectory::open(dir).map_err(index_error)?;
         let index = Index::create(directory, fields.schema.clone(), Default::default())
             .map_err(index_error)?;
-        Ok((TantivyIndex::from_index(fields, index)?, Opened::Rebuilt))
+        let opened = TantivyIndex::from_index(fields, index, Some(dir.to_path_buf()))?;
+        Ok((opened, Opened::Rebuilt))
     }
 
     /// `None` when there is no index in `dir`; an error when there is one this build cannot use.
@@ -129,7 +133,7 @@ impl TantivyIndex {
         if !same_schema {
             return Err(index_error("another schema"));
         }
-        let opened = TantivyIndex::from_index(fields, index)?;
+        let opened = TantivyIndex::from_index(fields, index, Some(dir.to_path_buf()))?;
         // Reads every segment once, so that a damaged one is found now rather than later.
         let searcher = opened.reader.searcher();
         for segment in searcher.segment_readers() {
@@ -138,7 +142,7 @@ impl TantivyIndex {
         Ok(Some(opened))
     }
 
-    fn from_index(fields: Fields, index: Index) -> ApiResult<TantivyIndex> {
+    fn from_index(fields: Fields, index: Index, dir: Option<PathBuf>) -> ApiResult<TantivyIndex> {
         let payload: Payload = match index.load_metas().map_err(index_error)?.payload {
             Some(text) => serde_json::from_str(&text).map_err(index_error)?,
             None => Payload {
@@ -168,6 +172,7 @@ impl TantivyIndex {
             positions: Mutex::new(payload.positions),
             unindexed_since: Mutex::new(BTreeMap::new()),
             pins: Mutex::new(BTreeMap::new()),
+            dir,
         })
     }
 
@@ -193,6 +198,18 @@ impl TantivyIndex {
     /// Documents in the index (committed).
     pub fn document_count(&self) -> u64 {
         self.reader.searcher().num_docs()
+    }
+
+    /// The bytes of the files in the index directory (flat: tantivy writes no subdirectories).
+    fn disk_bytes(&self) -> Option<u64> {
+        let entries = std::fs::read_dir(self.dir.as_ref()?).ok()?;
+        let sizes = entries.filter_map(|entry| entry.ok()?.metadata().ok());
+        Some(
+            sizes
+                .filter(|meta| meta.is_file())
+                .map(|meta| meta.len())
+                .sum(),
+        )
     }
 
     fn lag_ms_max(&self) -> u64 {
@@ -360,6 +377,14 @@ impl SearchIndex for TantivyIndex {
             categories,
             lag_ms: self.lag_ms_max(),
         })
+    }
+
+    fn usage(&self) -> IndexUsage {
+        IndexUsage {
+            documents: self.document_count(),
+            disk_bytes: self.disk_bytes(),
+            writer_memory_bytes: WRITER_MEMORY_BYTES as u64,
+        }
     }
 
     fn lag(&self) -> Vec<GroupLag> {

@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::json;
 
+use super::catalog;
 use super::http::{Http, Reply, Request, Sent};
 use super::mix::{Mix, OpKind};
 use super::money::{format_cents, parse_cents};
@@ -65,6 +66,7 @@ fn failure(reply: &Result<Reply, &'static str>, retries: u32, class: Class) -> A
         label,
         class,
         retries,
+        search_lag_ms: None,
     }
 }
 
@@ -77,6 +79,7 @@ fn done(reply: &Reply, outcome: Option<&str>, retries: u32) -> Answered {
         ),
         class: Class::Done,
         retries,
+        search_lag_ms: None,
     }
 }
 
@@ -175,6 +178,7 @@ impl Client {
             OpKind::Bid => self.bid(node, auction, false).await,
             OpKind::Proxy => self.bid(node, auction, true).await,
             OpKind::Read | OpKind::History | OpKind::List => self.read(node, kind, auction).await,
+            OpKind::Search => self.search(node).await,
         }
     }
 
@@ -218,6 +222,18 @@ impl Client {
         bid_answer(&world, auction, bidder, sent)
     }
 
+    async fn search(&mut self, node: usize) -> Answered {
+        let path = catalog::pick_search(&mut self.rng);
+        let request = Request {
+            method: Method::GET,
+            path: &path,
+            token: None,
+            body: None,
+            idempotency_key: None,
+        };
+        search_answer(self.http.send(node, &request).await)
+    }
+
     async fn read(&mut self, node: usize, kind: OpKind, index: usize) -> Answered {
         let world = self.world.clone();
         let auction = &world.auctions[index];
@@ -228,9 +244,7 @@ impl Client {
                 auction.id,
                 if local { "&consistency=local" } else { "" }
             ),
-            OpKind::List => {
-                format!("/api/v1/auctions?status=active&category=bench&limit={PAGE_ITEMS}")
-            }
+            OpKind::List => catalog::pick_listing(&mut self.rng, PAGE_ITEMS),
             _ => format!(
                 "/api/v1/auctions/{}{}",
                 auction.id,
@@ -246,6 +260,17 @@ impl Client {
         };
         let sent = self.http.send(node, &request).await;
         read_answer(&world, (kind == OpKind::Read).then_some(auction), sent)
+    }
+}
+
+/// Counts a search's answer with the index lag it reports.
+fn search_answer(sent: Sent) -> Answered {
+    match &sent.reply {
+        Ok(reply) if reply.status.is_success() => Answered {
+            search_lag_ms: reply.body["searchLagMs"].as_u64(),
+            ..done(reply, None, sent.retries)
+        },
+        _ => failure(&sent.reply, sent.retries, Class::Error),
     }
 }
 

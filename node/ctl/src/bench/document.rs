@@ -1,7 +1,8 @@
 //! The report of a run as one JSON document (`--json`), or the lines printed under the table:
 //! what ran (`config`), the rows of [`Report`], what the phase cost (`cpu`, `rssBytes`,
-//! `walSyncs`, `walSyncedEntries`) and, in the open loop, how the schedule was kept
-//! (`openLoop`). `cluster/bin/bench-table` reads these names: change both together.
+//! `walSyncs`, `walSyncedEntries`), each node's search index at the end (`searchIndex`), the
+//! index lag the searches reported (`searchLagMs`) and, in the open loop, how the schedule was
+//! kept (`openLoop`). `cluster/bin/bench-table` reads these names: change both together.
 //!
 //! Unknown values are `null`, never zero: a missing figure must not read as a free one.
 
@@ -67,9 +68,23 @@ pub fn document(
         "rssBytes": measured.rss_bytes,
         "walSyncs": measured.wal_syncs,
         "walSyncedEntries": measured.wal_synced_entries,
+        "searchIndex": measured.search_index,
+        "searchLagMs": search_lag(measured),
         "openLoop": measured
             .arrivals
             .map(|arrivals| open_loop(arrivals, measured.stats.started_late.summary())),
+    })
+}
+
+/// The `searchLagMs` the searches were answered with; `None` without searches.
+fn search_lag(measured: &Measured) -> Option<LateMs> {
+    let lag = &measured.stats.search_lag;
+    (lag.count() > 0).then(|| lag.summary())
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("unknown".to_owned(), |bytes| {
+        format!("{:.0}", bytes as f64 / BYTES_PER_MIB)
     })
 }
 
@@ -91,15 +106,7 @@ pub fn footer(report: &Report, measured: &Measured) -> String {
         bid_decisions(report)
     )];
     if !measured.rss_bytes.is_empty() {
-        let rss: Vec<String> = measured
-            .rss_bytes
-            .iter()
-            .map(|bytes| {
-                bytes.map_or("unknown".to_owned(), |b| {
-                    format!("{:.0}", b as f64 / BYTES_PER_MIB)
-                })
-            })
-            .collect();
+        let rss: Vec<String> = measured.rss_bytes.iter().copied().map(mib).collect();
         lines.push(format!("rss MiB: {}", rss.join(", ")));
     }
     lines.push(format!(
@@ -107,6 +114,33 @@ pub fn footer(report: &Report, measured: &Measured) -> String {
         count(measured.wal_syncs),
         count(measured.wal_synced_entries)
     ));
+    if measured
+        .search_index
+        .iter()
+        .any(|index| index.documents.is_some())
+    {
+        let nodes: Vec<String> = measured
+            .search_index
+            .iter()
+            .map(|index| {
+                format!(
+                    "{} docs {} MiB",
+                    count(index.documents),
+                    mib(index.disk_bytes)
+                )
+            })
+            .collect();
+        lines.push(format!("search index per node: {}", nodes.join(", ")));
+    }
+    if let Some(lag) = search_lag(measured) {
+        lines.push(format!(
+            "search index lag (searchLagMs of {} answers): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            measured.stats.search_lag.count(),
+            lag.p50,
+            lag.p99,
+            lag.max
+        ));
+    }
     if let Some(arrivals) = measured.arrivals {
         let late = measured.stats.started_late.summary();
         lines.push(format!(
@@ -124,6 +158,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::bench::metrics::IndexGauges;
     use crate::bench::mix::OpKind;
     use crate::bench::resources::Cpu;
     use crate::bench::stats::{Answered, Class, Stats};
@@ -145,6 +180,13 @@ mod tests {
             rss_bytes: vec![Some(64 * 1_048_576), None],
             wal_syncs: Some(40),
             wal_synced_entries: None,
+            search_index: vec![
+                IndexGauges {
+                    documents: Some(1_000),
+                    disk_bytes: Some(3 * 1_048_576),
+                },
+                IndexGauges::default(),
+            ],
             arrivals,
         }
     }
@@ -155,6 +197,7 @@ mod tests {
             label: "201 winning".to_owned(),
             class: Class::Done,
             retries: 0,
+            search_lag_ms: None,
         };
         let low = Answered {
             label: "400 BID_TOO_LOW".to_owned(),
@@ -167,6 +210,12 @@ mod tests {
         stats.record(OpKind::Bid, &low, Duration::from_millis(4));
         stats.record(OpKind::Read, &won, Duration::from_millis(1));
         stats.started_late.record(Duration::from_millis(2));
+        let searched = Answered {
+            label: "200".to_owned(),
+            search_lag_ms: Some(120),
+            ..won.clone()
+        };
+        stats.record(OpKind::Search, &searched, Duration::from_millis(9));
         stats
     }
 
@@ -211,6 +260,14 @@ mod tests {
         let footer = footer(&report, &measured);
         assert!(footer.contains("rss MiB: 64, unknown"), "{footer}");
         assert!(footer.contains("4990 started"), "{footer}");
+        assert_eq!(json["searchIndex"][0]["diskBytes"], 3 * 1_048_576);
+        assert!(json["searchIndex"][1]["documents"].is_null());
+        assert!((json["searchLagMs"]["p99"].as_f64().expect("a number") - 120.0).abs() < 0.5);
+        assert!(
+            footer.contains("search index per node: 1000 docs 3 MiB, unknown docs unknown MiB"),
+            "{footer}"
+        );
+        assert!(footer.contains("searchLagMs of 1 answers"), "{footer}");
     }
 
     #[test]
@@ -223,6 +280,7 @@ mod tests {
         assert!(json["config"]["ratePerSecond"].is_null());
         assert!(json["openLoop"].is_null());
         assert!(json["cpu"]["serversSecondsPer1kBids"].is_null(), "no bids");
+        assert!(json["searchLagMs"].is_null(), "no searches");
         assert!(!footer(&report, &measured).contains("open loop"));
     }
 }

@@ -41,6 +41,8 @@ pub struct Measured {
     pub rss_bytes: Vec<Option<u64>>,
     pub wal_syncs: Option<u64>,
     pub wal_synced_entries: Option<u64>,
+    /// Per node, its search index at the end.
+    pub search_index: Vec<metrics::IndexGauges>,
     /// `None` in the closed loop.
     pub arrivals: Option<Arrivals>,
 }
@@ -134,6 +136,7 @@ pub async fn measure(
         rss_bytes: watch.rss_bytes(),
         wal_syncs,
         wal_synced_entries,
+        search_index: wal_after.iter().map(|scrape| scrape.index).collect(),
         arrivals,
     })
 }

@@ -7,12 +7,18 @@
 //! timestamp after). A delta is unknown (`None`) when a scrape failed, a node's page lacks the
 //! counter, or the counter went down (the node restarted): no guessing.
 //!
-//! Not here: the other metrics (histograms, gauges), the `# TYPE` lines (names are trusted).
+//! The same scrape after the phase also reads each node's search index gauges
+//! (`search_index_documents`, `search_index_disk_bytes`): what the index held and took then.
+//!
+//! Not here: the other metrics (histograms, other gauges), the `# TYPE` lines (names are
+//! trusted).
 
 use super::http::Http;
 
 pub const WAL_SYNCS: &str = "auction_wal_syncs_total";
 pub const WAL_SYNCED_ENTRIES: &str = "auction_wal_synced_entries_total";
+pub const INDEX_DOCUMENTS: &str = "search_index_documents";
+pub const INDEX_DISK_BYTES: &str = "search_index_disk_bytes";
 
 /// The sum of every series of metric `name` in a Prometheus text page; `None` when it has none
 /// (or a value that is not a finite number).
@@ -75,20 +81,47 @@ impl WalCounters {
     }
 }
 
+/// One node's search index at one moment (each `None` when unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexGauges {
+    pub documents: Option<u64>,
+    pub disk_bytes: Option<u64>,
+}
+
+impl IndexGauges {
+    pub fn from_page(page: &str) -> IndexGauges {
+        IndexGauges {
+            documents: whole(counter(page, INDEX_DOCUMENTS)),
+            disk_bytes: whole(counter(page, INDEX_DISK_BYTES)),
+        }
+    }
+}
+
+/// What one scrape of one node read.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Scrape {
+    pub wal: WalCounters,
+    pub index: IndexGauges,
+}
+
 /// Every node's counters now, in node order (all `None` for a node whose scrape failed, with a
 /// warning on stderr).
-pub async fn scrape(http: &Http) -> Vec<WalCounters> {
-    let mut counters = Vec::with_capacity(http.node_count());
+pub async fn scrape(http: &Http) -> Vec<Scrape> {
+    let mut scrapes = Vec::with_capacity(http.node_count());
     for node in 0..http.node_count() {
         match http.get_text(node, "/metrics").await {
-            Ok(page) => counters.push(WalCounters::from_page(&page)),
+            Ok(page) => scrapes.push(Scrape {
+                wal: WalCounters::from_page(&page),
+                index: IndexGauges::from_page(&page),
+            }),
             Err(error) => {
-                eprintln!("warning: no WAL counters from node {node}: {error:#}");
-                counters.push(WalCounters::default());
+                eprintln!("warning: no metrics from node {node}: {error:#}");
+                scrapes.push(Scrape::default());
             }
         }
     }
-    counters
+    scrapes
 }
 
 /// The sum over the nodes of `after - before`; `None` if any node's is unknown.
@@ -105,9 +138,12 @@ pub fn delta(before: &[Option<u64>], after: &[Option<u64>]) -> Option<u64> {
 }
 
 /// The WAL syncs and synced entries of the phase between two scrapes.
-pub fn deltas(before: &[WalCounters], after: &[WalCounters]) -> (Option<u64>, Option<u64>) {
-    let pick = |counters: &[WalCounters], field: fn(&WalCounters) -> Option<u64>| {
-        counters.iter().map(field).collect::<Vec<_>>()
+pub fn deltas(before: &[Scrape], after: &[Scrape]) -> (Option<u64>, Option<u64>) {
+    let pick = |scrapes: &[Scrape], field: fn(&WalCounters) -> Option<u64>| {
+        scrapes
+            .iter()
+            .map(|scrape| field(&scrape.wal))
+            .collect::<Vec<_>>()
     };
     (
         delta(&pick(before, |c| c.syncs), &pick(after, |c| c.syncs)),
@@ -130,6 +166,7 @@ auction_wal_syncs_total_created 17
 auction_wal_synced_entries_total{disk=\"a\"} 4000
 auction_wal_synced_entries_total{disk=\"b } \\\"x\\\" {\",kind=\"raft\"} 250 1712345678000
 auction_wal_sync_seconds_bucket{le=\"0.001\"} 3
+search_index_documents 33334
 ";
 
     #[test]
@@ -147,6 +184,14 @@ auction_wal_sync_seconds_bucket{le=\"0.001\"} 3
             (counters.syncs, counters.synced_entries),
             (Some(1_500), Some(4_250))
         );
+        assert_eq!(
+            IndexGauges::from_page(PAGE),
+            IndexGauges {
+                documents: Some(33_334),
+                disk_bytes: None
+            },
+            "a node without an index on disk"
+        );
     }
 
     #[test]
@@ -155,9 +200,12 @@ auction_wal_sync_seconds_bucket{le=\"0.001\"} 3
         assert_eq!(delta(&[Some(10), None], &[Some(15), Some(25)]), None);
         assert_eq!(delta(&[Some(10)], &[Some(9)]), None, "a restarted node");
         assert_eq!(delta(&[Some(1)], &[Some(2), Some(3)]), None);
-        let node = |syncs, synced_entries| WalCounters {
-            syncs,
-            synced_entries,
+        let node = |syncs, synced_entries| Scrape {
+            wal: WalCounters {
+                syncs,
+                synced_entries,
+            },
+            index: IndexGauges::default(),
         };
         let before = [node(Some(1), Some(10)), node(Some(2), Some(20))];
         let after = [node(Some(4), Some(40)), node(Some(6), None)];

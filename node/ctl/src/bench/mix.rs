@@ -1,5 +1,5 @@
 //! The operation mix of the load generator: which operations a client runs and how often,
-//! parsed from `bid=60,proxy=20,read=15,history=5`, and the weighted pick of the next one.
+//! parsed from `bid=60,proxy=20,read=15,history=5,search=10`, and the weighted pick of the next one.
 //!
 //! Pure: the pick takes the caller's seeded random number generator.
 
@@ -22,17 +22,20 @@ pub enum OpKind {
     Read,
     /// `GET /auctions/{id}/bids`: the newest page of the bid history.
     History,
-    /// `GET /auctions?status=active`: one listing page.
+    /// `GET /auctions?status=active&category=…`: one listing page.
     List,
+    /// `GET /search?q=…`: one search page (words of the generated titles, filters, sorts).
+    Search,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 5] = [
+    pub const ALL: [OpKind; 6] = [
         OpKind::Bid,
         OpKind::Proxy,
         OpKind::Read,
         OpKind::History,
         OpKind::List,
+        OpKind::Search,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl OpKind {
             OpKind::Read => "read",
             OpKind::History => "history",
             OpKind::List => "list",
+            OpKind::Search => "search",
         }
     }
 
@@ -83,7 +87,9 @@ impl Mix {
                 .split_once('=')
                 .with_context(|| format!("`{part}` is not name=weight"))?;
             let kind = OpKind::parse(name.trim()).with_context(|| {
-                format!("unknown operation `{name}` (known: bid, proxy, read, history, list)")
+                format!(
+                    "unknown operation `{name}` (known: bid, proxy, read, history, list, search)"
+                )
             })?;
             let weight: u32 = weight
                 .trim()

@@ -8,7 +8,8 @@
 //! `--requests` operations, closed loop or (`--rate N`) open loop at N operations a second
 //! with latency counted from each operation's intended start ([`pace`]), each
 //! picking an operation from `--mix` ([`mix`]: manual bids, proxy bids, single-auction reads,
-//! bid histories, listings) and an auction with `--hot-auctions`/`--hot-share` skew
+//! bid histories, listings, searches of the generated titles: [`catalog`]) and an auction with
+//! `--hot-auctions`/`--hot-share` skew
 //! ([`skew`]), sending it to the nodes in turn with bounded retries on 503/504/connection
 //! errors ([`http`]; writes carry an `X-Idempotency-Key`). Bids are made from what earlier
 //! answers said about the price ([`world`]), so most are valid; a bid refused because another
@@ -27,6 +28,7 @@
 //! Not done yet: buy-now and watchlist operations, SSE subscribers as part of the load,
 //! randomised (Poisson) open-loop arrivals, a warm-up before the measured phase.
 
+pub mod catalog;
 pub mod client;
 mod document;
 pub mod http;
@@ -105,7 +107,7 @@ pub struct BenchArgs {
     /// Number of operations of the measured phase (with --duration-secs: whichever first).
     #[arg(long)]
     pub requests: Option<u64>,
-    /// Operation weights: bid, proxy, read, history, list.
+    /// Operation weights: bid, proxy, read, history, list, search.
     #[arg(long, default_value = "bid=60,proxy=20,read=15,history=5")]
     pub mix: String,
     /// The first K auctions are hot (0: every auction equally likely).

@@ -20,6 +20,7 @@ use indicatif::ProgressBar;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use super::catalog;
 use super::http::{Http, Request};
 use super::money::format_cents;
 use super::world::{BenchAuction, BenchUser};
@@ -144,10 +145,11 @@ pub async fn users(
 }
 
 fn auction_body(run: &str, index: usize, shape: AuctionShape) -> Value {
+    let (title, description, category) = catalog::listing(run, index);
     let mut body = json!({
-        "title": format!("bench {run} #{index}"),
-        "description": "made by auctionctl bench",
-        "category": "bench",
+        "title": title,
+        "description": description,
+        "category": category,
         "startingPrice": format_cents(shape.starting_cents),
         "bidIncrement": format_cents(shape.increment_cents),
         "durationSeconds": shape.duration_seconds,

@@ -42,6 +42,8 @@ pub struct Answered {
     pub class: Class,
     /// Attempts after the first one (503, 504, connection errors).
     pub retries: u32,
+    /// A search's `searchLagMs`: how far the answering node's index was behind.
+    pub search_lag_ms: Option<u64>,
 }
 
 /// The records of one operation kind.
@@ -100,7 +102,8 @@ impl OpStats {
     }
 }
 
-/// How late operations started against the open loop's schedule.
+/// A distribution of delays: how late operations started against the open loop's schedule,
+/// or how far behind the search index answered.
 #[derive(Debug, Clone)]
 pub struct Lateness {
     late_us: Histogram<u64>,
@@ -153,6 +156,8 @@ pub struct Stats {
     per_op: BTreeMap<OpKind, OpStats>,
     /// Open loop only: how late each operation started.
     pub started_late: Lateness,
+    /// Searches only: the `searchLagMs` of each answer.
+    pub search_lag: Lateness,
 }
 
 impl Stats {
@@ -161,6 +166,9 @@ impl Stats {
             .entry(kind)
             .or_default()
             .record(answered, elapsed);
+        if let Some(lag) = answered.search_lag_ms {
+            self.search_lag.record(Duration::from_millis(lag));
+        }
     }
 
     pub fn merge(&mut self, other: &Stats) {
@@ -168,6 +176,7 @@ impl Stats {
             self.per_op.entry(*kind).or_default().merge(stats);
         }
         self.started_late.merge(&other.started_late);
+        self.search_lag.merge(&other.search_lag);
     }
 
     pub fn count(&self) -> u64 {
@@ -311,6 +320,7 @@ mod tests {
             label: label.to_owned(),
             class,
             retries,
+            search_lag_ms: None,
         }
     }
 
