@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use auction_api::search::meili::MeiliConfig;
 use auction_raft::host::HostConfig;
 use auction_raft::network::TlsIdentity;
 use clap::Args;
@@ -117,6 +118,16 @@ pub struct NodeArgs {
         default_value_t = 2_000
     )]
     pub log_entries_kept_after_snapshot: u64,
+    /// Also push every shard this node leads to this Meilisearch (`http://HOST:PORT`), about
+    /// once a second; unset, no sink runs.
+    #[arg(long, env = "AUCTION_MEILI_URL")]
+    pub meili_url: Option<String>,
+    /// The Meilisearch API key (sent as a bearer token).
+    #[arg(long, env = "AUCTION_MEILI_KEY", hide_env_values = true)]
+    pub meili_key: Option<String>,
+    /// The Meilisearch index the auctions go to.
+    #[arg(long, env = "AUCTION_MEILI_INDEX", default_value = "auctions")]
+    pub meili_index: String,
 }
 
 impl NodeArgs {
@@ -191,6 +202,16 @@ impl NodeArgs {
         config.network.tls = self.tls_identity()?;
         config.network.append_stream = !self.raft_unary_appends;
         Ok(config)
+    }
+
+    /// The Meilisearch sink's settings; `None` without `--meili-url` (no sink runs).
+    pub fn meili_config(&self) -> anyhow::Result<Option<MeiliConfig>> {
+        MeiliConfig::new(
+            self.meili_url.as_deref(),
+            self.meili_key.as_deref(),
+            &self.meili_index,
+        )
+        .map_err(|error| anyhow::anyhow!("the Meilisearch sink: {}", error.message))
     }
 
     /// The search index directory (derived from the replicas: deleting it makes the node
@@ -273,6 +294,21 @@ mod tests {
             "no id"
         );
         assert!(parse(&["--id", "0"]).host_config().is_err(), "id 0");
+    }
+
+    #[test]
+    fn the_meilisearch_sink_is_off_without_a_url() {
+        let off = parse(&["--id", "1", "--meili-key", "secret"]);
+        assert_eq!(off.meili_config().expect("valid"), None, "no URL, no sink");
+        let on = parse(&["--id", "1", "--meili-url", "http://127.0.0.1:7700"]);
+        let config = on.meili_config().expect("valid").expect("a sink");
+        assert_eq!(
+            (config.url.as_str(), config.index.as_str()),
+            ("http://127.0.0.1:7700", "auctions")
+        );
+        assert!(parse(&["--id", "1", "--meili-url", "localhost:7700"])
+            .meili_config()
+            .is_err());
     }
 
     #[test]

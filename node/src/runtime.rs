@@ -8,6 +8,8 @@
 //! Search: the storage is wrapped in the raft crate's change feed (`FeedStorage`), whose
 //! batches feed the search index under `<data dir>/search` (`auction_api::search`); the
 //! indexer stops after the groups, with a last commit, so a clean restart rescans nothing.
+//! With `--meili-url` the indexer also feeds the Meilisearch sink
+//! (`auction_api::search::meili`), which stops before the groups; without it no sink runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use auction_api::search::indexer::{self, IndexerHandle};
+use auction_api::search::meili::{self, SinkHandle, SinkInbox};
 use auction_api::search::tantivy_index::{Opened, TantivyIndex};
 use auction_raft::host::{RaftHost, RocksStorage, SystemClock};
 use auction_raft::network::tcp_channel_factory;
@@ -50,6 +53,8 @@ pub type NodeHost = RaftHost<NodeStorage>;
 pub struct RunningNode {
     host: Arc<NodeHost>,
     indexer: IndexerHandle,
+    /// The Meilisearch sink, with `--meili-url`.
+    sink: Option<SinkHandle>,
     grpc: Server,
     http: Server,
     pub http_addr: std::net::SocketAddr,
@@ -63,6 +68,15 @@ impl RunningNode {
     pub async fn start(args: &NodeArgs) -> anyhow::Result<RunningNode> {
         // First, before any storage is opened: a node without its credentials refuses to start.
         let config = args.host_config()?;
+        // The sink's client too, so that a bad Meilisearch setting refuses the start.
+        let meili = match args.meili_config()? {
+            Some(config) => Some((
+                meili::client::MeiliClient::new(&config)
+                    .map_err(|error| anyhow::anyhow!("the Meilisearch sink: {}", error.message))?,
+                config,
+            )),
+            None => None,
+        };
         let mut grpc_server = tonic::transport::Server::builder();
         if let Some(tls) = &config.network.tls {
             // Requires a client certificate of the cluster CA on every connection.
@@ -91,7 +105,15 @@ impl RunningNode {
         let factory = tcp_channel_factory(&config.network);
         let host =
             Arc::new(RaftHost::start(config, storage, factory, Arc::new(SystemClock)).await?);
-        let indexer = indexer::spawn(host.clone(), index.clone(), changes);
+        let inbox = meili.as_ref().map(|_| Arc::new(SinkInbox::new()));
+        let indexer = indexer::spawn(host.clone(), index.clone(), changes, inbox.clone());
+        let sink = match (meili, inbox) {
+            (Some((client, config)), Some(inbox)) => {
+                tracing::info!(url = %config.url, index = %config.index, "meilisearch sink on");
+                Some(meili::spawn(host.clone(), inbox, client))
+            }
+            _ => None,
+        };
 
         let grpc_listener = TcpListener::bind(args.grpc_addr)
             .await
@@ -120,6 +142,7 @@ impl RunningNode {
         let mut node = RunningNode {
             host,
             indexer,
+            sink,
             grpc,
             http,
             http_addr,
@@ -175,6 +198,7 @@ impl RunningNode {
         let RunningNode {
             host,
             indexer,
+            sink,
             grpc,
             http,
             refusal,
@@ -185,6 +209,10 @@ impl RunningNode {
         http.stop().await;
         host.close_peer_streams();
         grpc.stop().await;
+        // Before the groups: what it has not pushed is the next leader's resync.
+        if let Some(sink) = sink {
+            sink.stop().await;
+        }
         host.shutdown().await;
         // After the groups: the last commit records every group's final position.
         indexer.stop().await;

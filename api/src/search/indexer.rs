@@ -11,8 +11,13 @@
 //! before its scan, so the documents are at least that fresh.
 //!
 //! At start every auction shard whose stored position is not its applied index, or that was
-//! never indexed, is rescanned (a clean stop ends with a final commit, so a restart after one rescans nothing; after a
-//! crash, only the groups that moved since the last commit are rescanned).
+//! never indexed, is rescanned (a clean stop ends with a final commit, so a restart after one
+//! rescans nothing; after a crash, only the groups that moved since the last commit are
+//! rescanned).
+//!
+//! With a Meilisearch sink ([`super::meili`]) the indexer also notes each batch's changed ids
+//! in the sink's inbox and asks it to resync every group it rescans; noting is a short,
+//! bounded update of a set, so the indexer never waits on the sink.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -26,6 +31,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::meili::SinkInbox;
 use super::tantivy_index::{Batch, TantivyIndex};
 use crate::error::{ApiError, ApiResult};
 
@@ -74,11 +80,12 @@ impl IndexerHandle {
 }
 
 /// Starts the indexer of `host` over `feed`; groups whose stored position does not match
-/// their applied index are rescanned first.
+/// their applied index are rescanned first. With `sink`, the changes are also noted there.
 pub fn spawn<S: NodeStorage>(
     host: Arc<RaftHost<S>>,
     index: Arc<TantivyIndex>,
     feed: ChangeReceiver,
+    sink: Option<Arc<SinkInbox>>,
 ) -> IndexerHandle {
     let positions = index.positions();
     for status in host.local_statuses() {
@@ -97,6 +104,7 @@ pub fn spawn<S: NodeStorage>(
         index,
         feed,
         pending: BTreeMap::new(),
+        sink,
     };
     IndexerHandle {
         stop,
@@ -109,6 +117,8 @@ struct Indexer<S: NodeStorage> {
     index: Arc<TantivyIndex>,
     feed: ChangeReceiver,
     pending: BTreeMap<GroupId, Pending>,
+    /// The Meilisearch sink's inbox, when one runs.
+    sink: Option<Arc<SinkInbox>>,
 }
 
 impl<S: NodeStorage> Indexer<S> {
@@ -130,6 +140,9 @@ impl<S: NodeStorage> Indexer<S> {
     }
 
     fn add(&mut self, batch: ChangeBatch) {
+        if let Some(sink) = &self.sink {
+            sink.changed(batch.group, &batch.auctions);
+        }
         let pending = self.pending.entry(batch.group).or_default();
         pending.applied_index = pending.applied_index.max(batch.applied_index);
         pending.since.get_or_insert(batch.committed_at);
@@ -163,6 +176,9 @@ impl<S: NodeStorage> Indexer<S> {
         };
         let mut in_flight: BTreeMap<GroupId, Instant> = BTreeMap::new();
         for (group, at) in marked {
+            if let Some(sink) = &self.sink {
+                sink.request_resync(group);
+            }
             let applied = match self.host.group_status(group) {
                 Ok(status) => status.applied_index.unwrap_or(0),
                 Err(_) => continue,

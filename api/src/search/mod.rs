@@ -21,6 +21,9 @@
 //!   from [`query::TWO_TYPOS_CHARS_MIN`]), the last word also as a prefix; exact matches and
 //!   title matches rank first.
 //! - [`params`] parses and bounds the query string.
+//! - [`meili`]: the optional Meilisearch sink (`AUCTION_MEILI_URL`): each shard's leader also
+//!   pushes its changed auctions to an external Meilisearch about once a second, fed by the
+//!   indexer through a [`meili::SinkInbox`]; off without a URL, never on the request path.
 //!
 //! Paging: a cursor is the sort key and id of the last item plus the index generation it was
 //! cut from. While that generation is still pinned (a bounded number, for a bounded time) the
@@ -28,13 +31,14 @@
 //! bids change prices; past that it continues from the key in the current index, which never
 //! repeats or skips an auction whose sort key did not change in between.
 //!
-//! Not done yet: the optional Meilisearch sink (`AUCTION_MEILI_URL`); catching up after a
-//! restart replays nothing: a group whose stored position is behind is rescanned (cheap for a
-//! clean stop, whose last commit leaves every position current); category counts are over the
-//! whole result, the category filter included (not disjunctive facets); the simulator does not
-//! wire an index yet (its nodes list auctions by scanning the replicas, [`crate::listing`]).
+//! Not done yet: catching up after a restart replays nothing: a group whose stored position is
+//! behind is rescanned (cheap for a clean stop, whose last commit leaves every position
+//! current); category counts are over the whole result, the category filter included (not
+//! disjunctive facets); the simulator does not wire an index yet (its nodes list auctions by
+//! scanning the replicas, [`crate::listing`]).
 
 pub mod indexer;
+pub mod meili;
 pub mod params;
 pub mod query;
 pub mod schema;

@@ -79,6 +79,9 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         housekeeping_interval_ms: 10_000,
         snapshot_every_entries: 20_000,
         log_entries_kept_after_snapshot: 2_000,
+        meili_url: None,
+        meili_key: None,
+        meili_index: "auctions".to_owned(),
     }
 }
 
