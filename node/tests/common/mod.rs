@@ -377,8 +377,9 @@ impl Default for Api {
 }
 
 impl Api {
-    /// One request, retried like a well-behaved client while the answer is `503 NO_LEADER`
-    /// (a group between leaders, e.g. while leadership is being balanced after start),
+    /// One request, retried like a well-behaved client while the answer is `503 NO_LEADER` or
+    /// `503 UNAVAILABLE` (a group between leaders, e.g. while leadership is being balanced after
+    /// start, or not yet serving writes),
     /// waiting `Retry-After` between attempts.
     pub async fn call(
         &self,
@@ -392,7 +393,13 @@ impl Api {
             .call_once(method.clone(), url.clone(), token, body.clone(), headers)
             .await;
         for _ in 0..NO_LEADER_RETRIES_MAX {
-            if reply.status.as_u16() != 503 || reply.body["error"] != "NO_LEADER" {
+            // NO_LEADER: a group between leaders; UNAVAILABLE: a group refusing writes before
+            // proposing them (right after start, before its leader has heard a majority's clocks).
+            let refused_before_proposing = matches!(
+                reply.body["error"].as_str(),
+                Some("NO_LEADER" | "UNAVAILABLE")
+            );
+            if reply.status.as_u16() != 503 || !refused_before_proposing {
                 break;
             }
             let seconds: u64 = reply.headers["retry-after"]
