@@ -224,13 +224,7 @@ impl Client {
 
     async fn search(&mut self, node: usize) -> Answered {
         let path = catalog::pick_search(&mut self.rng);
-        let request = Request {
-            method: Method::GET,
-            path: &path,
-            token: None,
-            body: None,
-            idempotency_key: None,
-        };
+        let request = Request::get(&path);
         search_answer(self.http.send(node, &request).await)
     }
 
@@ -251,13 +245,7 @@ impl Client {
                 if local { "?consistency=local" } else { "" }
             ),
         };
-        let request = Request {
-            method: Method::GET,
-            path: &path,
-            token: None,
-            body: None,
-            idempotency_key: None,
-        };
+        let request = Request::get(&path);
         let sent = self.http.send(node, &request).await;
         read_answer(&world, (kind == OpKind::Read).then_some(auction), sent)
     }

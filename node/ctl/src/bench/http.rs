@@ -55,6 +55,19 @@ pub struct Request<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
+impl<'a> Request<'a> {
+    /// An anonymous `GET` of `path`.
+    pub fn get(path: &'a str) -> Request<'a> {
+        Request {
+            method: Method::GET,
+            path,
+            token: None,
+            body: None,
+            idempotency_key: None,
+        }
+    }
+}
+
 pub struct Http {
     client: reqwest::Client,
     nodes: Vec<String>,

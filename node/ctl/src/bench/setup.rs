@@ -202,13 +202,7 @@ pub async fn auctions(
 /// `?consistency=local`), retried on that node only, anything but a 2xx an error.
 async fn settle_one(http: &Http, node: usize, auction_id: &str) -> anyhow::Result<()> {
     let path = format!("/api/v1/auctions/{auction_id}");
-    let request = Request {
-        method: Method::GET,
-        path: &path,
-        token: None,
-        body: None,
-        idempotency_key: None,
-    };
+    let request = Request::get(&path);
     let sent = http.send_pinned(node, &request).await;
     match sent.reply {
         Ok(reply) if reply.status.is_success() => Ok(()),
