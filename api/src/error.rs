@@ -102,9 +102,10 @@ impl ApiError {
 /// The HTTP status of each domain rejection (`statemachine/RULES.md`, `api/API.md` "Errors").
 pub fn rejection_status(rejection: &Rejection) -> StatusCode {
     match rejection {
-        Rejection::AuctionNotFound | Rejection::UserNotFound | Rejection::NotificationNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        Rejection::AuctionNotFound
+        | Rejection::UserNotFound
+        | Rejection::NotificationNotFound
+        | Rejection::ImageNotFound => StatusCode::NOT_FOUND,
         Rejection::AuctionEnded
         | Rejection::AuctionNotStarted
         | Rejection::AuctionCancelled

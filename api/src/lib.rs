@@ -28,6 +28,9 @@
 //! The OpenAPI document: [`openapi`] (generated with utoipa from the views and request bodies,
 //! checked against the router by a unit test and by the black-box tests).
 //!
+//! Images: [`images`] (bytes in an S3-compatible store through `minio`, metadata through
+//! Raft, an orphan sweep).
+//!
 //! Search and listings: [`search`] (a per-node tantivy index fed by the applied changes; without
 //! one, as in the simulator, listings scan each shard's auctions, bounded by
 //! [`listing::SCAN_PER_SHARD_MAX`]).
@@ -39,6 +42,7 @@ pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod images;
 pub mod limits;
 pub mod listing;
 pub mod metrics;
@@ -121,6 +125,16 @@ pub struct App<S: NodeStorage> {
     /// This node's search index, which serves search and the listings; `None` (the
     /// simulator's nodes): no search, listings scan the replicas ([`listing`]).
     pub search: Option<Arc<dyn search::SearchIndex>>,
+    /// This node's image store ([`images`]); `None`: uploads are refused with 503 and
+    /// auctions show the images recorded without serving their bytes.
+    pub images: Option<Arc<images::Images>>,
+}
+
+/// The optional parts of a node's API.
+#[derive(Default, Clone)]
+pub struct Services {
+    pub search: Option<Arc<dyn search::SearchIndex>>,
+    pub images: Option<Arc<images::Images>>,
 }
 
 pub type SharedApp<S> = Arc<App<S>>;
@@ -144,6 +158,22 @@ impl<S: NodeStorage> App<S> {
         config: ApiConfig,
         search: Option<Arc<dyn search::SearchIndex>>,
     ) -> SharedApp<S> {
+        App::with_services(
+            host,
+            config,
+            Services {
+                search,
+                images: None,
+            },
+        )
+    }
+
+    /// An app with its optional parts.
+    pub fn with_services(
+        host: Arc<RaftHost<S>>,
+        config: ApiConfig,
+        services: Services,
+    ) -> SharedApp<S> {
         let limits = limits::RateLimits::new(config.rate_limits, &*host);
         let secrets = auth::RequestSecrets::new(config.password_hashing, config.entropy);
         let streams =
@@ -155,7 +185,8 @@ impl<S: NodeStorage> App<S> {
             secrets,
             limits,
             metrics: metrics::HttpMetrics::default(),
-            search,
+            search: services.search,
+            images: services.images,
         })
     }
 
@@ -255,7 +286,23 @@ pub fn router_with_search<S: NodeStorage>(
     config: ApiConfig,
     search: Option<Arc<dyn search::SearchIndex>>,
 ) -> Router {
-    let app = App::with_search(host, config, search);
+    router_with_services(
+        host,
+        config,
+        Services {
+            search,
+            images: None,
+        },
+    )
+}
+
+/// [`router`] with every optional part this node has.
+pub fn router_with_services<S: NodeStorage>(
+    host: Arc<RaftHost<S>>,
+    config: ApiConfig,
+    services: Services,
+) -> Router {
+    let app = App::with_services(host, config, services);
     routes::router::<S>()
         .merge(ops::router::<S>())
         .fallback(error::route_not_found)

@@ -61,6 +61,8 @@ impl Modify for SecuritySchemes {
         paths::list_auctions, paths::search, paths::create_auction, paths::get_auction, paths::edit_auction,
         paths::cancel_auction, paths::place_bid, paths::bid_history, paths::place_proxy,
         paths::buy_now, paths::auction_events,
+        paths::upload_image, paths::list_images, paths::delete_image, paths::order_images,
+        paths::image_bytes,
         paths::my_bids, paths::my_auctions, paths::my_watchlist, paths::watch, paths::unwatch,
         paths::my_notifications, paths::mark_read, paths::my_events,
         paths::admin_auctions, paths::admin_update_auction, paths::admin_users, paths::ban_user,
@@ -77,6 +79,7 @@ impl Modify for SecuritySchemes {
     tags(
         (name = "auth", description = "Register, log in, sessions"),
         (name = "auctions", description = "Auctions, bids, proxy bids, buy now"),
+        (name = "images", description = "Auction images: bytes in the object store, metadata in Raft"),
         (name = "events", description = "Server-sent events, resumable on any node"),
         (name = "me", description = "My bids, auctions, watchlist, notifications"),
         (name = "admin", description = "Admin actions, all audited"),

@@ -40,7 +40,7 @@ pub async fn before_proposing<S: NodeStorage>(app: &App<S>, write: &ClientWrite)
 
 /// Applies `write` to a linearizable read of its group and throws the writes away: the
 /// refusal apply would answer right now, or `None` when it would accept.
-async fn dry_run<S: NodeStorage>(
+pub(crate) async fn dry_run<S: NodeStorage>(
     app: &App<S>,
     write: &ClientWrite,
     now: auction_statemachine::TimestampMs,

@@ -8,8 +8,8 @@
 
 use auction_statemachine::model::AuditEntry;
 use auction_statemachine::{
-    Auction, BidOutcome, BidStep, Event, Increment, Notification, Role, TimestampMs, User, UserId,
-    Watch,
+    Auction, BidOutcome, BidStep, Event, Image, Increment, Notification, Role, TimestampMs, User,
+    UserId, Watch,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -100,6 +100,81 @@ pub struct AuctionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub reserve_price: Option<Option<String>>,
+    /// The auction's images in display order. In the answers about one auction (read,
+    /// create, edit); listings and search leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<ImageView>>,
+}
+
+/// An image of an auction. Both URLs are served by every node (`GET /api/v1/images/...`),
+/// immutable and cacheable for a year: a changed image is a new image with new URLs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub url: String,
+    pub thumbnail_url: String,
+    pub width: u32,
+    pub height: u32,
+    pub thumbnail_width: u32,
+    pub thumbnail_height: u32,
+    /// image/jpeg, image/png or image/webp.
+    pub content_type: &'static str,
+    pub size_bytes: u64,
+    /// Hex SHA-256 of the stored original (also its `ETag`).
+    pub sha256: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// Where every node serves an object of the image bucket.
+pub fn image_url(key: &str) -> String {
+    format!("/api/v1/images/{key}")
+}
+
+pub fn image_view(image: &Image) -> ImageView {
+    ImageView {
+        id: image.id.to_string(),
+        url: image_url(&image.original.key),
+        thumbnail_url: image_url(&image.thumbnail.key),
+        width: image.original.width,
+        height: image.original.height,
+        thumbnail_width: image.thumbnail.width,
+        thumbnail_height: image.thumbnail.height,
+        content_type: image.original.format.content_type(),
+        size_bytes: image.original.size_bytes,
+        sha256: hex(&image.sha256),
+        created_at: format_time(image.added_at),
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
+}
+
+/// An auction with its images (the answers about one auction).
+pub fn auction_with_images(
+    auction: &Auction,
+    images: &[Image],
+    now: TimestampMs,
+    viewer: Viewer,
+) -> Value {
+    let mut view = auction_view(auction, now, viewer);
+    view.images = Some(images.iter().map(image_view).collect());
+    value(view)
+}
+
+/// A list of images, as `{items}`.
+pub fn images(images: &[Image]) -> Value {
+    serde_json::json!({ "items": images.iter().map(|image| value(image_view(image))).collect::<Vec<_>>() })
 }
 
 pub fn auction_view(auction: &Auction, now: TimestampMs, viewer: Viewer) -> AuctionView {
@@ -132,6 +207,7 @@ pub fn auction_view(auction: &Auction, now: TimestampMs, viewer: Viewer) -> Auct
         created_at: format_time(auction.created_at),
         server_time: format_time(now),
         reserve_price: sees_reserve.then(|| money(auction.rules.reserve)),
+        images: None,
     }
 }
 

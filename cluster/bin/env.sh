@@ -9,3 +9,6 @@ case " ${RUSTFLAGS:-} " in
   *" --cfg tokio_unstable "*) ;;
   *) export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg tokio_unstable" ;;
 esac
+# The S3-compatible server for auction images (installed by cluster/bin/setup), run by the local
+# cluster and the black-box tests.
+export AUCTION_S3S_FS="${AUCTION_S3S_FS:-${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs}"

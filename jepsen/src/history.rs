@@ -219,6 +219,9 @@ fn op_scope(op: &Op) -> Scope {
         | Op::BuyNow { auction_id, .. }
         | Op::Watch { auction_id, .. }
         | Op::Unwatch { auction_id, .. }
+        | Op::AddImage { auction_id, .. }
+        | Op::RemoveImage { auction_id, .. }
+        | Op::OrderImages { auction_id, .. }
         | Op::AdminCancelAuction { auction_id, .. }
         | Op::AdminExtendAuction { auction_id, .. } => Scope::Auction(*auction_id),
         Op::SyncBan { .. } => Scope::EveryAuction,

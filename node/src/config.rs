@@ -5,8 +5,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use auction_api::images::store::StoreConfig;
+use auction_api::images::ImageSettings;
 use auction_api::search::meili::MeiliConfig;
 use auction_raft::host::HostConfig;
 use auction_raft::network::TlsIdentity;
@@ -128,6 +131,31 @@ pub struct NodeArgs {
     /// The Meilisearch index the auctions go to.
     #[arg(long, env = "AUCTION_MEILI_INDEX", default_value = "auctions")]
     pub meili_index: String,
+    /// The S3-compatible object store that holds auction images (`http://HOST:PORT`); unset,
+    /// image uploads are refused with 503 and auctions show no images.
+    #[arg(long, env = "AUCTION_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// The bucket the images go to; created at start if it is missing.
+    #[arg(long, env = "AUCTION_S3_BUCKET", default_value = "auction-images")]
+    pub s3_bucket: String,
+    #[arg(long, env = "AUCTION_S3_ACCESS_KEY", hide_env_values = true)]
+    pub s3_access_key: Option<String>,
+    #[arg(long, env = "AUCTION_S3_SECRET_KEY", hide_env_values = true)]
+    pub s3_secret_key: Option<String>,
+    #[arg(long, env = "AUCTION_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// An image object that no committed command refers to is deleted once it is this old
+    /// (an upload that crashed between storing the bytes and committing the metadata).
+    #[arg(
+        long,
+        env = "AUCTION_IMAGE_ORPHAN_GRACE_SECONDS",
+        default_value_t = 3_600
+    )]
+    pub image_orphan_grace_seconds: u64,
+    /// How often the node leading the meta group sweeps the bucket for such orphans.
+    #[arg(long, env = "AUCTION_IMAGE_SWEEP_INTERVAL_SECONDS", default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub image_sweep_interval_seconds: u64,
 }
 
 impl NodeArgs {
@@ -212,6 +240,22 @@ impl NodeArgs {
             &self.meili_index,
         )
         .map_err(|error| anyhow::anyhow!("the Meilisearch sink: {}", error.message))
+    }
+
+    /// The image store's settings; `None` without `--s3-endpoint` (uploads are refused).
+    pub fn image_settings(&self) -> Option<ImageSettings> {
+        let endpoint = self.s3_endpoint.clone()?;
+        Some(ImageSettings {
+            store: StoreConfig {
+                endpoint,
+                bucket: self.s3_bucket.clone(),
+                access_key: self.s3_access_key.clone(),
+                secret_key: self.s3_secret_key.clone(),
+                region: self.s3_region.clone(),
+            },
+            orphan_grace: Duration::from_secs(self.image_orphan_grace_seconds),
+            sweep_interval: Duration::from_secs(self.image_sweep_interval_seconds),
+        })
     }
 
     /// The search index directory (derived from the replicas: deleting it makes the node

@@ -10,15 +10,21 @@
 //! indexer stops after the groups, with a last commit, so a clean restart rescans nothing.
 //! With `--meili-url` the indexer also feeds the Meilisearch sink
 //! (`auction_api::search::meili`), which stops before the groups; without it no sink runs.
+//!
+//! Images: with `--s3-endpoint` the API stores image bytes in that S3-compatible store
+//! (`auction_api::images`); the bucket is created at start if missing (in the background: a
+//! store that is down delays nothing but uploads), and the orphan sweep runs until the stop.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use auction_api::images::{sweep, Images};
 use auction_api::search::indexer::{self, IndexerHandle};
 use auction_api::search::meili::{self, SinkHandle, SinkInbox};
 use auction_api::search::tantivy_index::{Opened, TantivyIndex};
+use auction_api::Services;
 use auction_raft::host::{RaftHost, RocksStorage, SystemClock};
 use auction_raft::network::tcp_channel_factory;
 use auction_raft::state_machine::feed::{change_feed, FeedStorage};
@@ -55,6 +61,8 @@ pub struct RunningNode {
     indexer: IndexerHandle,
     /// The Meilisearch sink, with `--meili-url`.
     sink: Option<SinkHandle>,
+    /// The image orphan sweep, with `--s3-endpoint`.
+    sweep: Option<JoinHandle<()>>,
     grpc: Server,
     http: Server,
     pub http_addr: std::net::SocketAddr,
@@ -75,6 +83,14 @@ impl RunningNode {
                     .map_err(|error| anyhow::anyhow!("the Meilisearch sink: {}", error.message))?,
                 config,
             )),
+            None => None,
+        };
+        let images = match args.image_settings() {
+            Some(settings) => {
+                Some(Arc::new(Images::new(settings).map_err(|error| {
+                    anyhow::anyhow!("the image store: {}", error.message)
+                })?))
+            }
             None => None,
         };
         let mut grpc_server = tonic::transport::Server::builder();
@@ -132,7 +148,21 @@ impl RunningNode {
             .await
             .with_context(|| format!("binding HTTP {}", args.http_addr))?;
         let http_addr = http_listener.local_addr()?;
-        let app = auction_api::router_with_search(host.clone(), args.api_config(), Some(index));
+        let sweep = images.clone().map(|images| {
+            let store = images.clone();
+            tokio::spawn(async move {
+                match store.store.ensure_bucket().await {
+                    Ok(()) => tracing::info!(endpoint = %store.store.endpoint(), bucket = %store.store.bucket(), "image store ready"),
+                    Err(error) => tracing::warn!(message = %error.message, "the image store is not reachable yet; uploads will retry"),
+                }
+            });
+            sweep::spawn(host.clone(), images)
+        });
+        let services = Services {
+            search: Some(index),
+            images,
+        };
+        let app = auction_api::router_with_services(host.clone(), args.api_config(), services);
         let limits = args.server_limits();
         let http = spawn_server(move |stopped| async move {
             auction_api::server::serve(http_listener, app, limits, stopped).await;
@@ -143,6 +173,7 @@ impl RunningNode {
             host,
             indexer,
             sink,
+            sweep,
             grpc,
             http,
             http_addr,
@@ -199,11 +230,17 @@ impl RunningNode {
             host,
             indexer,
             sink,
+            sweep,
             grpc,
             http,
             refusal,
             ..
         } = self;
+        // It holds the host; a round cut short deletes nothing it has not checked.
+        if let Some(sweep) = sweep {
+            sweep.abort();
+            let _ = sweep.await;
+        }
         // Ends the shard count watch, which holds the host.
         drop(refusal);
         http.stop().await;

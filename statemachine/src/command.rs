@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::hash::fnv1a_64;
-use crate::ids::{AuctionId, GroupId, NotificationId, RequestId, TimestampMs, UserId};
-use crate::model::Role;
+use crate::ids::{AuctionId, GroupId, ImageId, NotificationId, RequestId, TimestampMs, UserId};
+use crate::model::{ImageFile, Role};
 
 /// Longest idempotency key accepted, in bytes.
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
@@ -96,6 +96,16 @@ pub struct AuctionChanges {
     pub end_time: Option<TimestampMs>,
 }
 
+/// An image whose renditions are already in the object store, as the node that took the upload
+/// measured them; checked on apply (`auction::images::check_new_image`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewImage {
+    pub image_id: ImageId,
+    pub sha256: [u8; 32],
+    pub original: ImageFile,
+    pub thumbnail: ImageFile,
+}
+
 /// A new user; the password is hashed by the proposing node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewUser {
@@ -144,6 +154,23 @@ pub enum Op {
     MarkNotificationRead {
         user: UserId,
         notification_id: NotificationId,
+    },
+    /// Records an uploaded image (the seller, before the first bid and the end).
+    AddImage {
+        auction_id: AuctionId,
+        actor: UserId,
+        image: NewImage,
+    },
+    RemoveImage {
+        auction_id: AuctionId,
+        actor: UserId,
+        image_id: ImageId,
+    },
+    /// Puts the images in this order: every image of the auction, each once.
+    OrderImages {
+        auction_id: AuctionId,
+        actor: UserId,
+        order: Vec<ImageId>,
     },
     AdminCancelAuction {
         auction_id: AuctionId,
@@ -233,6 +260,9 @@ impl Op {
             Op::BuyNow { buyer, .. } => Some(*buyer),
             Op::Watch { user, .. } | Op::Unwatch { user, .. } => Some(*user),
             Op::MarkNotificationRead { user, .. } => Some(*user),
+            Op::AddImage { actor, .. }
+            | Op::RemoveImage { actor, .. }
+            | Op::OrderImages { actor, .. } => Some(*actor),
             Op::AdminCancelAuction { admin, .. } | Op::AdminExtendAuction { admin, .. } => {
                 Some(*admin)
             }
@@ -259,6 +289,9 @@ impl Op {
             Op::Watch { .. } => "watch",
             Op::Unwatch { .. } => "unwatch",
             Op::MarkNotificationRead { .. } => "mark_notification_read",
+            Op::AddImage { .. } => "add_image",
+            Op::RemoveImage { .. } => "remove_image",
+            Op::OrderImages { .. } => "order_images",
             Op::AdminCancelAuction { .. } => "admin_cancel_auction",
             Op::AdminExtendAuction { .. } => "admin_extend_auction",
             Op::SyncBan { .. } => "sync_ban",

@@ -61,6 +61,8 @@ pub enum Rejection {
     UserNotFound,
     #[error("notification not found")]
     NotificationNotFound,
+    #[error("image not found")]
+    ImageNotFound,
     #[error("this idempotency key was already used for a different request")]
     IdempotencyKeyReused,
     #[error("this command does not belong to this group")]
@@ -87,6 +89,7 @@ impl Rejection {
             Rejection::EmailTaken => "EMAIL_TAKEN",
             Rejection::UserNotFound => "USER_NOT_FOUND",
             Rejection::NotificationNotFound => "NOTIFICATION_NOT_FOUND",
+            Rejection::ImageNotFound => "IMAGE_NOT_FOUND",
             Rejection::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Rejection::WrongGroup => "WRONG_GROUP",
         }

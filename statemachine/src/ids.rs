@@ -56,6 +56,10 @@ uuid_id!(
     /// A notification, minted deterministically by the group that stores it.
     NotificationId
 );
+uuid_id!(
+    /// An image of an auction, chosen by the node that took the upload.
+    ImageId
+);
 
 /// What kind of record a minted id names; part of the id so two kinds never collide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

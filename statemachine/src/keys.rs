@@ -35,6 +35,9 @@ pub const AUCTION_EVENT: u8 = b'V';
 pub const AUCTION_EVENT_HEAD: u8 = b'v';
 /// The number of watchers of an auction (a bid on an unwatched auction scans no watcher range).
 pub const AUCTION_WATCH_COUNT: u8 = b'c';
+/// An auction's images in display order (`model::AuctionImages`), apart from the auction
+/// record so that a bid does not load them.
+pub const AUCTION_IMAGES: u8 = b'J';
 /// When the next purge of expired de-duplication records is due (see `tick::DedupPurge`).
 pub const DEDUP_PURGE: &[u8] = b"D";
 
@@ -60,6 +63,10 @@ fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
 
 pub fn auction(id: AuctionId) -> Vec<u8> {
     key(AUCTION, &[id.as_bytes()])
+}
+
+pub fn auction_images(id: AuctionId) -> Vec<u8> {
+    key(AUCTION_IMAGES, &[id.as_bytes()])
 }
 
 pub fn history_prefix(id: AuctionId) -> Vec<u8> {

@@ -52,13 +52,18 @@ pub mod splitmix;
 pub mod tick;
 pub mod time;
 
-pub use command::{AntiSnipeSpec, AuctionChanges, Command, NewAuction, NewUser, Op, META_GROUP};
+pub use command::{
+    AntiSnipeSpec, AuctionChanges, Command, NewAuction, NewImage, NewUser, Op, META_GROUP,
+};
 pub use error::{Error, Rejection};
-pub use ids::{AuctionId, GroupId, NodeId, NotificationId, RequestId, TimestampMs, UserId};
+pub use ids::{
+    AuctionId, GroupId, ImageId, NodeId, NotificationId, RequestId, TimestampMs, UserId,
+};
 pub use kv::{KvRead, KvStore, MemKv, Overlay, StoreError};
 pub use machine::StateMachine;
 pub use model::{
-    Auction, BidStep, Notification, NotificationKind, Phase, Role, Session, Status, User, Watch,
+    Auction, AuctionImages, BidStep, Image, ImageFile, ImageFormat, Notification, NotificationKind,
+    Phase, Role, Session, Status, User, Watch,
 };
 pub use money::{Increment, Money};
 pub use outcome::{Applied, BidOutcome, Event, Outcome};

@@ -144,6 +144,21 @@ fn dispatch<S: KvStore>(ctx: &mut Ctx<'_, S>, op: &Op) -> OpResult {
             user,
             notification_id,
         } => auction::watch::mark_read(ctx, *user, *notification_id),
+        Op::AddImage {
+            auction_id,
+            actor,
+            image,
+        } => auction::images::add(ctx, *auction_id, *actor, image),
+        Op::RemoveImage {
+            auction_id,
+            actor,
+            image_id,
+        } => auction::images::remove(ctx, *auction_id, *actor, *image_id),
+        Op::OrderImages {
+            auction_id,
+            actor,
+            order,
+        } => auction::images::order(ctx, *auction_id, *actor, order),
         Op::AdminCancelAuction {
             auction_id,
             admin,

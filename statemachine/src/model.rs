@@ -263,3 +263,74 @@ pub struct MachineMeta {
     pub notification_sequence: u64,
     pub audit_sequence: u64,
 }
+
+/// The encodings an auction image may have (by content, not by the name a client gave it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Webp,
+}
+
+impl ImageFormat {
+    pub const ALL: [ImageFormat; 3] = [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Webp];
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+            ImageFormat::Webp => "image/webp",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "jpg",
+            ImageFormat::Png => "png",
+            ImageFormat::Webp => "webp",
+        }
+    }
+
+    pub fn from_content_type(text: &str) -> Option<ImageFormat> {
+        let essence = text.split(';').next().unwrap_or("").trim();
+        ImageFormat::ALL
+            .into_iter()
+            .find(|format| format.content_type().eq_ignore_ascii_case(essence))
+    }
+
+    pub fn from_extension(text: &str) -> Option<ImageFormat> {
+        ImageFormat::ALL
+            .into_iter()
+            .find(|format| format.extension() == text)
+    }
+}
+
+/// One stored rendition of an image: the object that holds it and what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFile {
+    /// The object key in the image bucket; it starts with the auction's id (see
+    /// `auction::images::object_prefix`), so one auction never refers to another's objects.
+    pub key: String,
+    pub format: ImageFormat,
+    pub size_bytes: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An image of an auction: the bytes live in the object store, only this is replicated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: crate::ids::ImageId,
+    /// SHA-256 of the stored (re-encoded) original.
+    pub sha256: [u8; 32],
+    pub original: ImageFile,
+    pub thumbnail: ImageFile,
+    pub added_at: TimestampMs,
+}
+
+/// An auction's images in display order (at most `auction::images::IMAGES_PER_AUCTION_MAX`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionImages {
+    pub auction_id: AuctionId,
+    pub images: Vec<Image>,
+}

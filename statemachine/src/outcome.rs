@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Rejection;
 use crate::ids::{AuctionId, RequestId, TimestampMs, UserId};
-use crate::model::{Auction, BidStep, Notification, Session, Status, User, Watch};
+use crate::model::{Auction, AuctionImages, BidStep, Notification, Session, Status, User, Watch};
 use crate::money::Money;
 
 /// The answer to a bid, a proxy bid or a purchase.
@@ -38,6 +38,8 @@ pub enum Outcome {
     Auction(Box<Auction>),
     Bid(BidOutcome),
     Watch(Watch),
+    /// An auction's images after adding, removing or ordering them.
+    Images(AuctionImages),
     Unwatched {
         auction_id: AuctionId,
     },

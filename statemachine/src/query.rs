@@ -10,7 +10,10 @@ use crate::ctx::load;
 use crate::ids::{AuctionId, TimestampMs, UserId};
 use crate::keys;
 use crate::kv::{KvRead, StoreError};
-use crate::model::{Auction, AuditEntry, BidStep, MachineMeta, Notification, Session, User, Watch};
+use crate::model::{
+    Auction, AuctionImages, AuditEntry, BidStep, Image, MachineMeta, Notification, Session, User,
+    Watch,
+};
 use crate::outcome::Event;
 
 /// Largest page any list returns.
@@ -55,6 +58,12 @@ pub fn auctions(
 ) -> Result<Vec<Auction>, StoreError> {
     let after = after.map(keys::auction);
     page(kv, &[keys::AUCTION], after.as_deref(), limit)
+}
+
+/// An auction's images in display order (empty when it has none).
+pub fn auction_images(kv: &impl KvRead, id: AuctionId) -> Result<Vec<Image>, StoreError> {
+    let images: Option<AuctionImages> = load(kv, &keys::auction_images(id))?;
+    Ok(images.map(|images| images.images).unwrap_or_default())
 }
 
 /// Bid history newest first, continuing below sequence `before` when given.

@@ -15,7 +15,7 @@
 //! (an edit's prices against the auction's other prices, an extension against the current end)
 //! and the fields a node makes itself (session tokens, ids).
 
-use crate::auction::{admin, bid, listing};
+use crate::auction::{admin, bid, images, listing};
 use crate::command::Op;
 use crate::error::Rejection;
 use crate::ids::TimestampMs;
@@ -29,6 +29,10 @@ pub fn check(op: &Op, now: TimestampMs) -> Result<(), Rejection> {
         Op::PlaceBid { amount, .. } => bid::amount(amount).map(drop),
         Op::PlaceProxyBid { max_amount, .. } => bid::amount(max_amount).map(drop),
         Op::AdminCancelAuction { reason, .. } => admin::check_cancel_reason(reason),
+        Op::AddImage {
+            auction_id, image, ..
+        } => images::check_new_image(*auction_id, image),
+        Op::OrderImages { order, .. } => images::check_order(order),
         Op::RegisterUser(new) => meta::check_new_user(new).map(drop),
         Op::BanUser { reason, .. } => meta::check_ban_reason(reason.as_deref()).map(drop),
         Op::CancelAuction { .. }
@@ -36,6 +40,7 @@ pub fn check(op: &Op, now: TimestampMs) -> Result<(), Rejection> {
         | Op::Watch { .. }
         | Op::Unwatch { .. }
         | Op::MarkNotificationRead { .. }
+        | Op::RemoveImage { .. }
         | Op::AdminExtendAuction { .. }
         | Op::SyncBan { .. }
         | Op::CreateSession { .. }

@@ -8,6 +8,7 @@ use crate::openapi::schemas::*;
 use crate::routes::admin::{AdminAuctionBody, BanBody, RoleBody};
 use crate::routes::auctions::CreateBody;
 use crate::routes::auth::{Login, Register};
+use crate::routes::images::OrderBody;
 use crate::routes::me::WatchBody;
 use crate::views::{AuctionView, AuditView, BidOutcomeView, BidStepView, NotificationView, Page};
 use crate::views::{UserView, WatchView};
@@ -116,6 +117,64 @@ pub(super) fn cancel_auction() {}
         WriteErrors),
     security(("bearer" = []), ("cookie" = [])))]
 pub(super) fn place_bid() {}
+
+/// Upload an image (the seller, before the first bid and the end)
+///
+/// The body is the raw image (`image/jpeg`, `image/png`, `image/webp` or
+/// `application/octet-stream`), or `multipart/form-data` whose first file part is the image; at
+/// most 5 MiB. JPEG, PNG and WebP are accepted by their content (the declared type does not
+/// matter); the image is decoded under limits, re-encoded without its metadata (EXIF is
+/// dropped, its orientation applied) and given a thumbnail of at most 320 pixels a side. At most
+/// 12 images an auction. The same picture again answers 200 with the image already there.
+#[utoipa::path(post, path = "/api/v1/auctions/{id}/images", tag = "images",
+    params(("id" = String, Path, format = Uuid, description = "The auction"),
+        IdempotencyHeader),
+    request_body(content = Vec<u8>, description = "The image bytes",
+        content_type = "application/octet-stream"),
+    responses((status = 201, description = "Stored and recorded", body = ImageEnvelope),
+        (status = 200, description = "The same picture was already there, or a replay",
+            body = ImageEnvelope),
+        (status = 413, description = "Larger than 5 MiB", body = ErrorBody),
+        WriteErrors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub(super) fn upload_image() {}
+
+/// An auction's images in display order
+#[utoipa::path(get, path = "/api/v1/auctions/{id}/images", tag = "images",
+    params(("id" = String, Path, format = Uuid, description = "The auction"), ConsistencyQuery),
+    responses((status = 200, body = ImageList), ReadErrors))]
+pub(super) fn list_images() {}
+
+/// Delete an image (the seller, before the first bid and the end)
+#[utoipa::path(delete, path = "/api/v1/auctions/{id}/images/{image_id}", tag = "images",
+    params(("id" = String, Path, format = Uuid, description = "The auction"),
+        ("image_id" = String, Path, format = Uuid, description = "The image"),
+        IdempotencyHeader),
+    responses((status = 200, description = "The images left", body = ImageList), WriteErrors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub(super) fn delete_image() {}
+
+/// Put an auction's images in a new order
+#[utoipa::path(put, path = "/api/v1/auctions/{id}/images/order", tag = "images",
+    params(("id" = String, Path, format = Uuid, description = "The auction"),
+        IdempotencyHeader),
+    request_body = OrderBody,
+    responses((status = 200, description = "The images in their new order", body = ImageList),
+        WriteErrors),
+    security(("bearer" = []), ("cookie" = [])))]
+pub(super) fn order_images() {}
+
+/// An image's bytes (an original or a thumbnail)
+///
+/// Immutable: cached for a year, with an `ETag`; `If-None-Match` answers 304.
+#[utoipa::path(get, path = "/api/v1/images/{auction}/{file}", tag = "images",
+    params(("auction" = String, Path, format = Uuid, description = "The auction"),
+        ("file" = String, Path, description = "The object's file name, as the image URLs give it")),
+    responses((status = 200, description = "The image", content_type = "image/*"),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "IMAGE_NOT_FOUND", body = ErrorBody),
+        (status = 503, description = "IMAGE_STORE_UNAVAILABLE", body = ErrorBody)))]
+pub(super) fn image_bytes() {}
 
 /// Bid history, newest first
 #[utoipa::path(get, path = "/api/v1/auctions/{id}/bids", tag = "auctions",

@@ -406,3 +406,13 @@ pub struct SearchAnswer {
     #[schema(format = DateTime)]
     pub server_time: String,
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct ImageEnvelope {
+    pub image: crate::views::ImageView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImageList {
+    pub items: Vec<crate::views::ImageView>,
+}

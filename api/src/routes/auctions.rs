@@ -55,7 +55,14 @@ fn auction_answer<S: NodeStorage>(
         return Err(ApiError::internal("expected an auction outcome"));
     };
     let now = app.now_ms().max(written.effective_ts);
-    let body = json!({ "auction": views::auction(&auction, now, viewer) });
+    // From this node's replica: an answer about the auction's fields does not wait for a read
+    // index, and images change only through their own commands (a follower may show an image
+    // added a moment ago one replication delay late).
+    let images = match app.host.local_reader(app.shard_of(auction.id)) {
+        Ok(reader) => query::auction_images(&reader, auction.id)?,
+        Err(_) => Vec::new(),
+    };
+    let body = json!({ "auction": views::auction_with_images(&auction, &images, now, viewer) });
     Ok((status, Json(body)).into_response())
 }
 
@@ -167,7 +174,8 @@ pub async fn get_one<S: NodeStorage>(
     let consistency = consistency(params.get("consistency").map(String::as_str))?;
     let reader = app.reader(app.shard_of(id), consistency).await?;
     let auction = query::auction(&reader, id)?.ok_or_else(ApiError::auction_not_found)?;
-    let body = json!({ "auction": views::auction(&auction, app.now_ms(), viewer(&user)) });
+    let images = query::auction_images(&reader, id)?;
+    let body = json!({ "auction": views::auction_with_images(&auction, &images, app.now_ms(), viewer(&user)) });
     Ok(Json(body))
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auctions;
 pub mod auth;
 pub mod cluster;
+pub mod images;
 pub mod me;
 pub mod search;
 
@@ -41,6 +42,19 @@ pub fn router<S: NodeStorage>() -> Router<SharedApp<S>> {
             post(auctions::buy_now::<S>),
         )
         .route("/api/v1/auctions/{id}/events", get(events::auction::<S>))
+        .route(
+            "/api/v1/auctions/{id}/images",
+            get(images::list::<S>).post(images::upload::<S>),
+        )
+        .route(
+            "/api/v1/auctions/{id}/images/order",
+            put(images::order::<S>),
+        )
+        .route(
+            "/api/v1/auctions/{id}/images/{image_id}",
+            delete(images::remove::<S>),
+        )
+        .route("/api/v1/images/{auction}/{file}", get(images::serve::<S>))
         .route("/api/v1/search", get(search::search::<S>))
         .route("/api/v1/users/me/bids", get(me::bids::<S>))
         .route("/api/v1/users/me/auctions", get(me::auctions::<S>))

@@ -82,6 +82,13 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         meili_url: None,
         meili_key: None,
         meili_index: "auctions".to_owned(),
+        s3_endpoint: None,
+        s3_bucket: "auction-images".to_owned(),
+        s3_access_key: None,
+        s3_secret_key: None,
+        s3_region: "us-east-1".to_owned(),
+        image_orphan_grace_seconds: 3_600,
+        image_sweep_interval_seconds: 600,
     }
 }
 

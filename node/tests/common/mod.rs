@@ -2,10 +2,12 @@
 //! own data directory and log file, and a small JSON client. Nodes are killed (SIGKILL) on drop
 //! or on demand. Node-to-node gRPC is mutual TLS as deployed: the cluster's certificates are made
 //! with `auction-node certs` in the cluster's directory ([`Cluster::node_tls_dir`] adds one for
-//! a node that joins later).
+//! a node that joins later). [`S3Server`] is a real S3-compatible object store (`s3s-fs`) for
+//! the nodes' auction images.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -324,6 +326,183 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How long [`S3Server`] waits for `s3s-fs` to answer after starting it.
+const S3_READY_WAIT_MS_MAX: u64 = 10_000;
+
+/// A real S3-compatible object store: an `s3s-fs` process (installed by `cluster/bin/setup`,
+/// found like the local cluster finds it) on a free loopback port, over a fresh temporary
+/// directory, with random keys. [`S3Server::stop`] kills it and keeps its objects,
+/// [`S3Server::start`] starts it again on the same port and directory (the store down during
+/// an upload, and back); it is killed on drop. Nodes reach it with [`S3Server::node_args`]:
+///
+/// ```ignore
+/// let s3 = S3Server::new();
+/// let args = s3.node_args();
+/// let args: Vec<&str> = args.iter().map(String::as_str).collect();
+/// let cluster = Cluster::start_with(3, &args).await;
+/// ```
+pub struct S3Server {
+    port: u16,
+    pub access_key: String,
+    pub secret_key: String,
+    binary: PathBuf,
+    /// `None` while stopped. Behind a lock so a store shared by tests can be stopped and
+    /// started through a shared reference.
+    child: Mutex<Option<Child>>,
+    /// `data/` (the objects, one directory per bucket) and `s3s-fs.log`.
+    dir: TempDir,
+}
+
+impl S3Server {
+    /// Starts a store over a new directory and waits until it answers HTTP.
+    pub fn new() -> S3Server {
+        let binary = auction_node::local_cluster::s3s_fs_binary()
+            .unwrap_or_else(|error| panic!("the image tests need s3s-fs: {error:#}"));
+        let key = || uuid::Uuid::new_v4().simple().to_string();
+        for attempt in 1..=3 {
+            let server = S3Server {
+                port: free_port(),
+                access_key: key(),
+                secret_key: format!("{}{}", key(), key()),
+                binary: binary.clone(),
+                child: Mutex::new(None),
+                dir: tempfile::tempdir().expect("temp dir"),
+            };
+            std::fs::create_dir(server.root()).expect("the store's directory");
+            // A port taken between `free_port` and the bind makes s3s-fs exit: another port.
+            match server.spawn_and_wait() {
+                Ok(()) => return server,
+                Err(reason) if attempt < 3 => eprintln!("s3s-fs start failed, again: {reason}"),
+                Err(reason) => panic!("{reason}"),
+            }
+        }
+        unreachable!("the last attempt panics")
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The store's directory: one directory per bucket, an object a file in it.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The node arguments that point a node at this store (`--s3-endpoint`, `--s3-access-key`,
+    /// `--s3-secret-key`), for [`Cluster::start_with`].
+    pub fn node_args(&self) -> Vec<String> {
+        vec![
+            "--s3-endpoint".to_owned(),
+            self.endpoint(),
+            "--s3-access-key".to_owned(),
+            self.access_key.clone(),
+            "--s3-secret-key".to_owned(),
+            self.secret_key.clone(),
+        ]
+    }
+
+    /// SIGKILL; the objects stay. A no-op when stopped.
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the stopped store again on the same port, directory and keys, and waits until it
+    /// answers. A no-op when it runs.
+    pub fn start(&self) {
+        if self.child().is_some() {
+            return;
+        }
+        if let Err(reason) = self.spawn_and_wait() {
+            panic!("{reason}");
+        }
+    }
+
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("s3s-fs.log")
+    }
+
+    /// Starts s3s-fs (its log appended to `s3s-fs.log`) and waits until it answers; an error
+    /// with its log when it exits first or the time is up.
+    fn spawn_and_wait(&self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .expect("log file");
+        let child = Command::new(&self.binary)
+            .args(["--host", "127.0.0.1"])
+            .args(["--port", &self.port.to_string()])
+            .args(["--access-key", &self.access_key])
+            .args(["--secret-key", &self.secret_key])
+            .arg(self.root())
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", self.binary.display()));
+        *self.child() = Some(child);
+        let deadline = Instant::now() + Duration::from_millis(S3_READY_WAIT_MS_MAX);
+        loop {
+            if answers_http(self.port) {
+                return Ok(());
+            }
+            let exited = self
+                .child()
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() >= deadline {
+                self.stop();
+                return Err(format!(
+                    "s3s-fs on port {} not answering ({}); log:\n{}",
+                    self.port,
+                    exited.map_or("time is up".to_owned(), |status| status.to_string()),
+                    std::fs::read_to_string(self.log()).unwrap_or_default()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The status line of a plain unsigned `GET /` to `127.0.0.1:port` (`HTTP/1.1 403 Forbidden`
+/// from an S3 server with authentication), or `None` when nothing answers.
+pub fn http_status_line(port: u16) -> Option<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+            .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let line = answer.lines().next()?;
+    line.starts_with("HTTP/").then(|| line.to_owned())
+}
+
+fn answers_http(port: u16) -> bool {
+    http_status_line(port).is_some()
 }
 
 /// One answer: status, headers, JSON body (`Null` when empty).

@@ -47,7 +47,7 @@ pub(crate) fn create<S: KvStore>(ctx: &mut Ctx<'_, S>, new: &NewAuction) -> OpRe
 
 /// Loads an auction its seller wants to change: it must be theirs, the seller not banned, open,
 /// and without bids.
-fn load_for_seller<S: KvStore>(
+pub(super) fn load_for_seller<S: KvStore>(
     ctx: &Ctx<'_, S>,
     auction_id: AuctionId,
     actor: UserId,

@@ -1,4 +1,4 @@
-//! Auction shard operations: lifecycle (create, edit, cancel), bidding and buy now, watches and
+//! Auction shard operations: lifecycle (create, edit, cancel), images, bidding and buy now, watches and
 //! notifications, admin actions, the per-auction event log, and the shared helpers they use to load, index and finish
 //! auctions and to fan notifications out.
 //!
@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod bid;
 pub mod event_log;
+pub mod images;
 pub mod lifecycle;
 pub mod listing;
 pub mod watch;
@@ -133,6 +134,10 @@ pub(crate) fn finish<S: KvStore>(
     assert_ne!(phase, Phase::Open, "finishing must leave the open phase");
     ctx.kv
         .delete(&keys::end_index(auction.end_time, auction.id))?;
+    if phase == Phase::Cancelled {
+        // A cancelled auction keeps no images; the API's sweep then deletes their objects.
+        ctx.kv.delete(&keys::auction_images(auction.id))?;
+    }
     auction.phase = phase;
     auction.closed_at = Some(ctx.now);
     save(ctx, auction)?;
