@@ -258,14 +258,58 @@ pub fn request_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// Whether the request's token is the session cookie (no bearer token).
+fn by_cookie(headers: &HeaderMap) -> bool {
+    request_token(headers).is_some()
+        && headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_none_or(|token| token.trim().is_empty())
+}
+
+/// Whether a request comes from a page of this origin: `Sec-Fetch-Site: same-origin` (or
+/// `none`, typed by the user), else an `Origin` whose host is the `Host` the request was sent
+/// to. A browser sends one of them with every write; without either the request is taken
+/// for a cross-site one.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    let (Some(origin), Some(host)) = (text("origin"), text("host")) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}
+
+/// The CSRF rule (DESIGN.md "Web page"): a write authenticated by the session cookie must come
+/// from this origin. The cookie is also `SameSite=Strict`; a bearer token is never sent by a
+/// browser on its own, so it needs no such check.
+pub fn check_cookie_write(method: &axum::http::Method, headers: &HeaderMap) -> ApiResult<()> {
+    let safe = matches!(
+        *method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if safe || !by_cookie(headers) || same_origin(headers) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        "a write with the session cookie must come from this site's own pages; \
+         other clients send the bearer token",
+    ))
+}
+
 /// The `Set-Cookie` value of a new session, or of a logout (`token` = `None`).
 pub fn session_cookie(token: Option<&str>, max_age_seconds: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     match token {
         Some(token) => format!(
-            "{SESSION_COOKIE}={token}; HttpOnly; Path=/; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+            "{SESSION_COOKIE}={token}; HttpOnly; Path=/; SameSite=Strict; Max-Age={max_age_seconds}{secure}"
         ),
-        None => format!("{SESSION_COOKIE}=; HttpOnly; Path=/; SameSite=Lax; Max-Age=0{secure}"),
+        None => format!("{SESSION_COOKIE}=; HttpOnly; Path=/; SameSite=Strict; Max-Age=0{secure}"),
     }
 }
 
@@ -375,6 +419,7 @@ impl<S: NodeStorage> FromRequestParts<SharedApp<S>> for CurrentUser {
                 "log in first: send a bearer token or the session cookie",
             ));
         }
+        check_cookie_write(&parts.method, &parts.headers)?;
         authenticate(app, &parts.headers)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the session is invalid or has expired"))
@@ -445,6 +490,68 @@ mod tests {
             new_token().0,
             "outside a seeded request the OS decides"
         );
+    }
+
+    #[test]
+    fn cookie_writes_must_come_from_this_origin() {
+        use axum::http::Method;
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().expect("header"));
+            }
+            map
+        };
+        let cookie = ("cookie", "session=abc");
+        let allowed = [
+            (Method::GET, headers(&[cookie])),
+            (
+                Method::POST,
+                headers(&[cookie, ("sec-fetch-site", "same-origin")]),
+            ),
+            (
+                Method::POST,
+                headers(&[
+                    cookie,
+                    ("origin", "http://node1:8080"),
+                    ("host", "node1:8080"),
+                ]),
+            ),
+            (
+                Method::POST,
+                headers(&[cookie, ("authorization", "Bearer xyz")]),
+            ),
+            (Method::DELETE, headers(&[("authorization", "Bearer xyz")])),
+        ];
+        for (method, headers) in allowed {
+            assert!(
+                check_cookie_write(&method, &headers).is_ok(),
+                "{method} {headers:?}"
+            );
+        }
+        let refused = [
+            (Method::POST, headers(&[cookie])),
+            (
+                Method::PUT,
+                headers(&[cookie, ("sec-fetch-site", "cross-site")]),
+            ),
+            (
+                Method::DELETE,
+                headers(&[
+                    cookie,
+                    ("origin", "https://evil.example"),
+                    ("host", "node1:8080"),
+                ]),
+            ),
+            (
+                Method::POST,
+                headers(&[cookie, ("origin", "null"), ("host", "node1:8080")]),
+            ),
+        ];
+        for (method, headers) in refused {
+            let error = check_cookie_write(&method, &headers).expect_err("cross-site");
+            assert_eq!(error.code, "FORBIDDEN");
+        }
     }
 
     #[test]

@@ -23,6 +23,10 @@
 //! client), [`deadline`] (the backstop on every answer), bodies bounded in size and time
 //! ([`extract`]), password hashes bounded per node ([`auth`]).
 //!
+//! The web page: [`web`] (static files embedded in the binary, served at `/` with a strict
+//! Content-Security-Policy). Cookie-authenticated writes must come from the same origin
+//! ([`auth`]), and the session cookie is `SameSite=Strict`.
+//!
 //! Metrics: [`metrics`] (`GET /metrics`, Prometheus text).
 //!
 //! The OpenAPI document: [`openapi`] (generated with utoipa from the views and request bodies,
@@ -55,6 +59,7 @@ pub mod shard;
 pub mod streams;
 pub mod validate;
 pub mod views;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +98,9 @@ pub struct ApiConfig {
     /// Where tokens, salts and new ids come from: the OS, except in the deterministic
     /// simulation.
     pub entropy: auth::Entropy,
+    /// Serve the web page's files from this directory instead of the embedded copy
+    /// (`--web-dir`, for working on the page; see [`web`]).
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -109,6 +117,7 @@ impl Default for ApiConfig {
             rate_limits: limits::RateLimitConfig::default(),
             password_hashing: auth::PasswordHashing::default(),
             entropy: auth::Entropy::default(),
+            web_dir: None,
         }
     }
 }

@@ -70,6 +70,7 @@ impl Modify for SecuritySchemes {
         paths::cluster_status, paths::cluster_members, paths::cluster_add_node,
         paths::cluster_promote_node, paths::cluster_remove_node, paths::cluster_transfer_leader,
         paths::cluster_snapshot, paths::cluster_digest,
+        paths::web_index, paths::web_asset,
         paths::openapi_json, paths::health, paths::ready, paths::metrics,
     ),
     components(schemas(
@@ -84,6 +85,7 @@ impl Modify for SecuritySchemes {
         (name = "me", description = "My bids, auctions, watchlist, notifications"),
         (name = "admin", description = "Admin actions, all audited"),
         (name = "cluster", description = "Raft groups and membership (auctionctl)"),
+        (name = "web", description = "The web page every node serves"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
     )
 )]

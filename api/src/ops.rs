@@ -73,19 +73,36 @@ fn group_statuses<S: NodeStorage>(app: &SharedApp<S>) -> Vec<GroupView> {
 }
 
 async fn ready<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response {
-    let leaderless: Vec<GroupId> = group_statuses(&app)
-        .into_iter()
+    let me = app.host.node_id();
+    let statuses = group_statuses(&app);
+    let leaderless: Vec<GroupId> = statuses
+        .iter()
         .filter(|group| group.leader_id.is_none())
         .map(|group| group.group_id)
         .collect();
-    if leaderless.is_empty() {
+    // A group this node leads but whose writes it would refuse (no majority view of time yet,
+    // right after a start or an election): not ready either.
+    let unstamped: Vec<GroupId> = statuses
+        .iter()
+        .filter(|group| group.leader_id == Some(me) && !app.host.can_stamp(group.group_id))
+        .map(|group| group.group_id)
+        .collect();
+    if leaderless.is_empty() && unstamped.is_empty() {
         return Json(json!({ "status": "ready" })).into_response();
     }
-    let body = json!({
-        "error": "NO_LEADER",
-        "message": "some groups have no leader yet",
-        "groups": leaderless,
-    });
+    let body = if leaderless.is_empty() {
+        json!({
+            "error": "UNAVAILABLE",
+            "message": "this node leads groups whose voters' clocks it has not heard yet",
+            "groups": unstamped,
+        })
+    } else {
+        json!({
+            "error": "NO_LEADER",
+            "message": "some groups have no leader yet",
+            "groups": leaderless,
+        })
+    };
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [("retry-after", "1")],

@@ -8,8 +8,8 @@
 
 use auction_statemachine::model::AuditEntry;
 use auction_statemachine::{
-    Auction, BidOutcome, BidStep, Event, Image, Increment, Notification, Role, TimestampMs, User,
-    UserId, Watch,
+    Auction, BidOutcome, BidStep, Event, Image, ImageFile, Increment, Notification, Role,
+    TimestampMs, User, UserId, Watch,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -104,6 +104,34 @@ pub struct AuctionView {
     /// create, edit); listings and search leave it out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub images: Option<Vec<ImageView>>,
+    /// In listings and search: the thumbnail of the first image, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cover: Option<CoverView>,
+}
+
+/// The thumbnail a listing shows for an auction.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CoverView {
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An auction as a listing shows it: with the thumbnail of its first image.
+pub fn listed(
+    auction: &Auction,
+    cover: Option<&ImageFile>,
+    now: TimestampMs,
+    viewer: Viewer,
+) -> Value {
+    let mut view = auction_view(auction, now, viewer);
+    view.cover = cover.map(|file| CoverView {
+        url: image_url(&file.key),
+        width: file.width,
+        height: file.height,
+    });
+    value(view)
 }
 
 /// An image of an auction. Both URLs are served by every node (`GET /api/v1/images/...`),
@@ -208,6 +236,7 @@ pub fn auction_view(auction: &Auction, now: TimestampMs, viewer: Viewer) -> Auct
         server_time: format_time(now),
         reserve_price: sees_reserve.then(|| money(auction.rules.reserve)),
         images: None,
+        cover: None,
     }
 }
 

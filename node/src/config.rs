@@ -131,6 +131,10 @@ pub struct NodeArgs {
     /// The Meilisearch index the auctions go to.
     #[arg(long, env = "AUCTION_MEILI_INDEX", default_value = "auctions")]
     pub meili_index: String,
+    /// Serve the web page from this directory instead of the copy built into the binary (for
+    /// working on the page: edit, reload).
+    #[arg(long, env = "AUCTION_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
     /// The S3-compatible object store that holds auction images (`http://HOST:PORT`); unset,
     /// image uploads are refused with 503 and auctions show no images.
     #[arg(long, env = "AUCTION_S3_ENDPOINT")]
@@ -202,6 +206,7 @@ impl NodeArgs {
                 login_backoff_min_ms: self.login_backoff_min_ms,
                 ..auction_api::limits::RateLimitConfig::default()
             },
+            web_dir: self.web_dir.clone(),
             ..auction_api::ApiConfig::default()
         }
     }

@@ -105,6 +105,11 @@ mod scenario {
     }
 
     #[test]
+    fn the_web_page_is_served_with_its_policy() {
+        run(super::the_web_page_is_served_with_its_policy);
+    }
+
+    #[test]
     fn seed_proxy_flow_through_two_nodes() {
         run_with_users("seed", |ctx| async move {
             super::seed_proxy_flow_through_two_nodes(&ctx).await
@@ -299,6 +304,71 @@ async fn metrics_are_prometheus_text(cluster: &Cluster, client: &Api) {
     assert!(text.contains("# TYPE http_request_duration_seconds histogram"));
 }
 
+/// Every node serves the web page and its files, with the Content-Security-Policy, and no file
+/// outside the embedded folder.
+async fn the_web_page_is_served_with_its_policy(cluster: &Cluster, client: &Api) {
+    let http = reqwest::Client::new();
+    for node in 0..3 {
+        let page = http
+            .get(format!("{}/", cluster.url(node)))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(page.status().as_u16(), 200);
+        let headers = page.headers().clone();
+        assert!(headers["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html"));
+        let policy = headers["content-security-policy"].to_str().expect("ascii");
+        assert!(
+            policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+            "{policy}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let html = page.text().await.expect("body");
+        assert!(
+            html.contains("/assets/app.js"),
+            "the page loads its script: {html}"
+        );
+        assert!(!html.contains("<script>"), "no inline script");
+        let script = http
+            .get(format!("{}/assets/app.js", cluster.url(node)))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(script.status().as_u16(), 200);
+        assert!(script.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/javascript"));
+        let etag = script.headers()["etag"].clone();
+        let again = http
+            .get(format!("{}/assets/app.js", cluster.url(node)))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(again.status().as_u16(), 304);
+    }
+    // Nothing outside the folder (the client may resolve `..` itself: then no route matches).
+    for escape in [
+        "/assets/..%2f..%2fetc%2fpasswd",
+        "/assets/%2e%2e/Cargo.toml",
+        "/assets/nope.js",
+    ] {
+        let reply = client
+            .get(format!("{}{escape}", cluster.url(0)), None)
+            .await;
+        let code = reply.body["error"].as_str().unwrap_or_default().to_owned();
+        reply.expect(404);
+        assert!(
+            ["FILE_NOT_FOUND", "NOT_FOUND"].contains(&code.as_str()),
+            "{escape}: {code}"
+        );
+    }
+}
+
 /// Every route of the OpenAPI document is served: none falls through to "no such route".
 async fn the_openapi_document_matches_the_router(cluster: &Cluster, client: &Api) {
     let document = client
@@ -397,6 +467,31 @@ async fn auth_flow(cluster: &Cluster, client: &Api) {
         )
         .await
         .expect(200);
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    // A write with the cookie alone must come from this site's pages (CSRF): refused from
+    // another origin or with no origin at all, accepted from the node's own origin.
+    let host = cluster.url(1).trim_start_matches("http://").to_owned();
+    let watch = json!({ "auctionId": uuid::Uuid::new_v4().to_string() });
+    for (origin, status, code) in [
+        (None, 403, "FORBIDDEN"),
+        (Some("https://evil.example".to_owned()), 403, "FORBIDDEN"),
+        (Some(format!("http://{host}")), 404, "AUCTION_NOT_FOUND"),
+    ] {
+        let mut headers = vec![("cookie", cookie_pair.as_str())];
+        if let Some(origin) = &origin {
+            headers.push(("origin", origin.as_str()));
+        }
+        client
+            .call(
+                Method::POST,
+                api(cluster, 1, "/users/me/watchlist"),
+                None,
+                Some(watch.clone()),
+                &headers,
+            )
+            .await
+            .expect_error(status, code);
+    }
     client
         .call(
             Method::POST,

@@ -14,6 +14,8 @@ use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb, Rgba};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+/// How long a listing may take to show a change (the index commits every 300 ms).
+const LISTING_WAIT_MS_MAX: u64 = 10_000;
 /// How long the sweep may take to delete an orphan (grace 3 s, a round every second).
 const SWEEP_WAIT_MS_MAX: u64 = 30_000;
 
@@ -22,6 +24,7 @@ struct Ctx {
     s3: S3Server,
     client: Api,
     bytes: reqwest::Client,
+    seller_id: String,
     seller: String,
     other: String,
 }
@@ -193,6 +196,39 @@ impl Ctx {
         .expect("store client")
     }
 
+    /// Waits until node `node`'s listing shows `auction` with `cover` as its thumbnail.
+    async fn wait_listed_cover(&self, node: usize, auction: &str, cover: &str) {
+        let deadline = Instant::now() + Duration::from_millis(LISTING_WAIT_MS_MAX);
+        let path = format!(
+            "/auctions?sellerId={}&sort=newest&limit=100",
+            self.seller_id
+        );
+        loop {
+            let page = self
+                .client
+                .get(self.url(node, &path), None)
+                .await
+                .expect(200);
+            let item = page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .find(|item| item["id"] == auction)
+                .cloned();
+            if item
+                .as_ref()
+                .is_some_and(|item| item["cover"]["url"] == cover)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "listing on node {node} shows {item:?}, not {cover}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn wait_gone(&self, url: &str) {
         let deadline = Instant::now() + Duration::from_millis(SWEEP_WAIT_MS_MAX);
         loop {
@@ -226,13 +262,14 @@ async fn auction_images_in_a_real_object_store() {
     let cluster = Cluster::start_with(3, &args).await;
     let client = Api::default();
     let base = cluster.url(0).to_owned();
-    let (_, seller) = client.user(&base, "img-seller").await;
+    let (seller_id, seller) = client.user(&base, "img-seller").await;
     let (_, other) = client.user(&base, "img-other").await;
     let ctx = Ctx {
         cluster,
         s3,
         client,
         bytes: reqwest::Client::new(),
+        seller_id,
         seller,
         other,
     };
@@ -304,6 +341,14 @@ async fn every_format_is_stored_served_and_thumbnailed(ctx: &Ctx) {
                 assert_eq!((decoded.width(), decoded.height()), (width, height));
             }
         }
+    }
+    // Listings show the first image's thumbnail, on every node.
+    let first = ctx.images(0, &auction).await[0]["thumbnailUrl"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    for node in 0..3 {
+        ctx.wait_listed_cover(node, &auction, &first).await;
     }
     // The same picture again: the image already there, no copy.
     let again = ctx
@@ -517,6 +562,9 @@ async fn order_and_delete(ctx: &Ctx) {
         .map(|image| image["id"].as_str().expect("id"))
         .collect();
     assert_eq!(listed, [ids[2].as_str(), ids[0].as_str(), ids[1].as_str()]);
+    // A new order is a new cover in the listings (image changes feed the search index).
+    let cover = reordered["items"][0]["thumbnailUrl"].as_str().expect("url");
+    ctx.wait_listed_cover(1, &auction, cover).await;
     put(order(vec![&ids[0], &ids[1]]), seller.clone())
         .await
         .expect_error(422, "VALIDATION_FAILED");

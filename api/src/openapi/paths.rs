@@ -392,6 +392,24 @@ pub(super) fn cluster_digest() {}
     responses((status = 200, description = "OpenAPI 3.1", body = OpsObject)))]
 pub(super) fn openapi_json() {}
 
+/// The web page (the app's `index.html`)
+#[utoipa::path(get, path = "/", tag = "web",
+    responses((status = 200, description = "The page", content_type = "text/html"),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 404, description = "FILE_NOT_FOUND", body = ErrorBody)))]
+pub(super) fn web_index() {}
+
+/// A file of the web page (script, style sheet, icon)
+#[utoipa::path(get, path = "/assets/{path}", tag = "web",
+    params(("path" = String, Path, description = "The file, e.g. `app.js`")),
+    responses((status = 200, description = "The file, typed by its extension",
+            content((String = "text/javascript"), (String = "text/css"), (String = "text/html"),
+                (String = "image/svg+xml"), (String = "image/png"), (String = "application/json"),
+                (String = "text/plain"), (String = "application/octet-stream"))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 404, description = "FILE_NOT_FOUND", body = ErrorBody)))]
+pub(super) fn web_asset() {}
+
 /// The process answers
 #[utoipa::path(get, path = "/health", tag = "ops",
     responses((status = 200, description = "`{status: \"ok\"}`", body = OpsObject)))]

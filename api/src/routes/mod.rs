@@ -55,6 +55,8 @@ pub fn router<S: NodeStorage>() -> Router<SharedApp<S>> {
             delete(images::remove::<S>),
         )
         .route("/api/v1/images/{auction}/{file}", get(images::serve::<S>))
+        .route("/", get(crate::web::index::<S>))
+        .route("/assets/{*path}", get(crate::web::asset::<S>))
         .route("/api/v1/search", get(search::search::<S>))
         .route("/api/v1/users/me/bids", get(me::bids::<S>))
         .route("/api/v1/users/me/auctions", get(me::auctions::<S>))

@@ -55,7 +55,8 @@ pub async fn search<S: NodeStorage>(
     let items: Vec<Value> = page
         .auctions
         .iter()
-        .map(|auction| views::auction(auction, now, viewer))
+        .zip(&page.covers)
+        .map(|(auction, cover)| views::listed(auction, cover.as_ref(), now, viewer))
         .collect();
     let categories: Map<String, Value> = page
         .categories
@@ -84,7 +85,8 @@ pub async fn listing(
     let items = page
         .auctions
         .iter()
-        .map(|auction| views::auction(auction, now, viewer))
+        .zip(&page.covers)
+        .map(|(auction, cover)| views::listed(auction, cover.as_ref(), now, viewer))
         .collect();
     Ok(views::list(
         items,

@@ -26,7 +26,7 @@ use std::time::Duration;
 use auction_raft::host::{GroupReader, NodeStorage, RaftHost};
 use auction_raft::state_machine::feed::{ChangeBatch, ChangeReceiver};
 use auction_raft::GroupId;
-use auction_statemachine::{query, AuctionId, META_GROUP};
+use auction_statemachine::{query, AuctionId, ImageFile, META_GROUP};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -241,6 +241,15 @@ fn store_error(error: auction_statemachine::StoreError) -> ApiError {
     ApiError::from(error)
 }
 
+/// The thumbnail of an auction's first image (a point read; most auctions have none).
+fn cover<R: auction_statemachine::KvRead>(
+    reader: &R,
+    id: AuctionId,
+) -> ApiResult<Option<ImageFile>> {
+    let images = query::auction_images(reader, id).map_err(store_error)?;
+    Ok(images.into_iter().next().map(|image| image.thumbnail))
+}
+
 /// Re-reads every auction of `group` into the batch, page by page.
 fn rescan<R: auction_statemachine::KvRead>(
     batch: &mut Batch<'_>,
@@ -256,7 +265,7 @@ fn rescan<R: auction_statemachine::KvRead>(
         };
         after = Some(last.id);
         for auction in &page {
-            batch.upsert(group, auction)?;
+            batch.upsert(group, auction, cover(reader, auction.id)?.as_ref())?;
         }
     }
 }
@@ -283,7 +292,7 @@ fn write<R: auction_statemachine::KvRead>(
         if !work.rescans.contains_key(&group) {
             for id in &pending.auctions {
                 match query::auction(reader, *id).map_err(store_error)? {
-                    Some(auction) => batch.upsert(group, &auction)?,
+                    Some(auction) => batch.upsert(group, &auction, cover(reader, *id)?.as_ref())?,
                     None => batch.remove(*id),
                 }
             }

@@ -45,7 +45,7 @@ pub mod schema;
 pub mod tantivy_index;
 
 use auction_raft::GroupId;
-use auction_statemachine::{Auction, TimestampMs};
+use auction_statemachine::{Auction, ImageFile, TimestampMs};
 
 use crate::error::ApiResult;
 use crate::listing::Filter;
@@ -78,6 +78,8 @@ pub struct SearchRequest {
 #[derive(Debug, Clone, Default)]
 pub struct SearchPage {
     pub auctions: Vec<Auction>,
+    /// The thumbnail of each auction's first image, in the same order (`None`: no image).
+    pub covers: Vec<Option<ImageFile>>,
     pub next_cursor: Option<SearchCursor>,
     /// Every auction that matches, over all pages.
     pub total: u64,

@@ -5,9 +5,10 @@
 //! given time), `price_cents` (the current price, else the starting price), `end_time`,
 //! `created_at`, `bid_count`; `category` is a facet (filter and counts), `seller` and `id`
 //! exact strings, `group` the owning shard (a rescan deletes its documents by it). The whole
-//! auction is stored encoded in `auction`, so a page is rendered from the index alone.
+//! auction is stored encoded in `auction`, so a page is rendered from the index alone, and
+//! the thumbnail of its first image in `cover`, so a listing shows it without another read.
 
-use auction_statemachine::{codec, Auction, Phase};
+use auction_statemachine::{codec, Auction, ImageFile, Phase};
 use tantivy::schema::{
     Facet, FacetOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing,
     TextOptions, FAST, INDEXED, STORED, STRING,
@@ -19,7 +20,7 @@ use crate::search::params::id_key;
 
 /// Bumped whenever the schema or the meaning of a field changes: an index written with
 /// another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The fields of [`Fields::schema`].
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ pub struct Fields {
     pub price_cents: Field,
     pub bid_count: Field,
     pub auction: Field,
+    pub cover: Field,
 }
 
 pub const ID_HIGH: &str = "id_high";
@@ -75,6 +77,7 @@ impl Fields {
         let price_cents = builder.add_i64_field(PRICE_CENTS, number());
         let bid_count = builder.add_u64_field(BID_COUNT, FAST);
         let auction = builder.add_bytes_field("auction", STORED);
+        let cover = builder.add_bytes_field("cover", STORED);
         Fields {
             schema: builder.build(),
             id,
@@ -92,11 +95,17 @@ impl Fields {
             price_cents,
             bid_count,
             auction,
+            cover,
         }
     }
 
-    /// The document of one auction of `group`.
-    pub fn document(&self, group: u32, auction: &Auction) -> TantivyDocument {
+    /// The document of one auction of `group`, with the thumbnail of its first image.
+    pub fn document(
+        &self,
+        group: u32,
+        auction: &Auction,
+        cover: Option<&ImageFile>,
+    ) -> TantivyDocument {
         let id = id_key(auction.id.0);
         let mut doc = TantivyDocument::default();
         doc.add_text(self.id, auction.id.0.simple().to_string());
@@ -116,6 +125,9 @@ impl Fields {
         doc.add_i64(self.price_cents, display_price(auction).cents());
         doc.add_u64(self.bid_count, u64::from(auction.bid_count));
         doc.add_bytes(self.auction, &codec::encode(auction));
+        if let Some(cover) = cover {
+            doc.add_bytes(self.cover, &codec::encode(cover));
+        }
         doc
     }
 }

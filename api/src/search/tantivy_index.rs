@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use auction_raft::GroupId;
-use auction_statemachine::{codec, Auction, AuctionId};
+use auction_statemachine::{codec, Auction, AuctionId, ImageFile};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, Count, FacetCollector, SegmentCollector};
 use tantivy::columnar::Column;
@@ -254,13 +254,24 @@ impl TantivyIndex {
         generation
     }
 
-    fn auction_at(&self, searcher: &Searcher, address: DocAddress) -> ApiResult<Auction> {
+    fn auction_at(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+    ) -> ApiResult<(Auction, Option<ImageFile>)> {
         let doc: TantivyDocument = searcher.doc(address).map_err(index_error)?;
         let bytes = doc
             .get_first(self.fields.auction)
             .and_then(|value| value.as_bytes())
             .ok_or_else(|| index_error("a document without its auction"))?;
-        codec::decode(bytes).map_err(index_error)
+        let auction = codec::decode(bytes).map_err(index_error)?;
+        let cover = doc
+            .get_first(self.fields.cover)
+            .and_then(|value| value.as_bytes())
+            .map(codec::decode)
+            .transpose()
+            .map_err(index_error)?;
+        Ok((auction, cover))
     }
 }
 
@@ -286,10 +297,15 @@ impl Batch<'_> {
         self.writer.delete_term(term);
     }
 
-    /// Adds or replaces the document of `auction`.
-    pub fn upsert(&mut self, group: GroupId, auction: &Auction) -> ApiResult<()> {
+    /// Adds or replaces the document of `auction` (with the thumbnail of its first image).
+    pub fn upsert(
+        &mut self,
+        group: GroupId,
+        auction: &Auction,
+        cover: Option<&ImageFile>,
+    ) -> ApiResult<()> {
         self.writer.delete_term(self.id_term(auction.id));
-        let doc = self.index.fields.document(group, auction);
+        let doc = self.index.fields.document(group, auction, cover);
         self.writer.add_document(doc).map_err(index_error)?;
         Ok(())
     }
@@ -354,10 +370,12 @@ impl SearchIndex for TantivyIndex {
             }),
             _ => None,
         };
-        let auctions = hits
+        let (auctions, covers) = hits
             .iter()
             .map(|(_, address)| self.auction_at(&searcher, *address))
-            .collect::<ApiResult<Vec<_>>>()?;
+            .collect::<ApiResult<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         let categories = facets
             .map(|counts| {
                 counts
@@ -372,6 +390,7 @@ impl SearchIndex for TantivyIndex {
             .unwrap_or_default();
         Ok(SearchPage {
             auctions,
+            covers,
             next_cursor,
             total: u64::try_from(total).unwrap_or(u64::MAX),
             categories,

@@ -46,7 +46,7 @@ fn index_of(auctions: &[Auction]) -> TantivyIndex {
     let index = TantivyIndex::in_memory().expect("index");
     let mut batch = index.begin();
     for auction in auctions {
-        batch.upsert(1, auction).expect("upsert");
+        batch.upsert(1, auction, None).expect("upsert");
     }
     batch.set_position(1, 1);
     batch.commit().expect("commit");
@@ -272,7 +272,7 @@ fn reprice(index: &TantivyIndex, auctions: &mut [Auction], round: u128) {
             let cents = 100 + ((n as u128 * 7_907 + round * 104_729) % 5_000) as i64;
             auction.pricing.price = Some(Money::from_cents(cents));
             auction.bid_count += 1;
-            batch.upsert(1, auction).expect("upsert");
+            batch.upsert(1, auction, None).expect("upsert");
         }
     }
     batch.commit().expect("commit");
@@ -332,7 +332,7 @@ fn changes_and_removals_replace_documents() {
     let index = index_of(&[lamp.clone(), auction(2, "Oak chair", "")]);
     lamp.title = "Copper lamp".to_owned();
     let mut batch = index.begin();
-    batch.upsert(1, &lamp).expect("upsert");
+    batch.upsert(1, &lamp, None).expect("upsert");
     batch.remove(auction(2, "", "").id);
     batch.set_position(1, 9);
     batch.commit().expect("commit");
@@ -360,7 +360,7 @@ fn positions_survive_a_reopen_and_a_damaged_index_is_rebuilt() {
         assert_eq!(opened, Opened::Rebuilt, "nothing there yet");
         let mut batch = index.begin();
         batch
-            .upsert(3, &auction(1, "Brass lamp", ""))
+            .upsert(3, &auction(1, "Brass lamp", ""), None)
             .expect("upsert");
         batch.set_position(3, 42);
         batch.commit().expect("commit");

@@ -82,6 +82,7 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         meili_url: None,
         meili_key: None,
         meili_index: "auctions".to_owned(),
+        web_dir: None,
         s3_endpoint: None,
         s3_bucket: "auction-images".to_owned(),
         s3_access_key: None,

@@ -257,6 +257,13 @@ impl<S: NodeStorage> RaftHost<S> {
         leader
     }
 
+    /// Whether this node, as a leader of `group`, could stamp a write now: it has heard enough
+    /// of the voters' clocks for a majority view of time (`skew`). A leader without one refuses
+    /// writes as `Unavailable`, as a node does for a moment after it starts.
+    pub fn can_stamp(&self, group: GroupId) -> bool {
+        self.inner.stamp_ms(group).is_some()
+    }
+
     /// WAL syncs this node's storage made, and the appends they completed.
     pub fn sync_counters(&self) -> Option<Arc<crate::log_store::SyncCounters>> {
         self.storage.sync_counters()

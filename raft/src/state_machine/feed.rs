@@ -152,23 +152,24 @@ impl ChangeReceiver {
     }
 }
 
-/// The auctions whose record a batch wrote: the `[A][auction id]` keys, one range of the map.
+/// The auctions whose record or images a batch wrote: the `[A][auction id]` and
+/// `[J][auction id]` keys, two ranges of the map; `None` past [`FEED_AUCTIONS_PER_BATCH_MAX`].
 pub fn written_auctions(writes: &BTreeMap<Vec<u8>, Write>) -> Option<Vec<AuctionId>> {
-    let start = vec![keys::AUCTION];
-    let end = vec![keys::AUCTION + 1];
-    let mut auctions = Vec::new();
-    for key in writes.range(start..end).map(|(key, _)| key) {
-        if auctions.len() == FEED_AUCTIONS_PER_BATCH_MAX {
-            return None;
-        }
-        let id = key
-            .get(1..17)
-            .and_then(|bytes| uuid::Uuid::from_slice(bytes).ok());
-        if let (Some(id), 17) = (id, key.len()) {
-            auctions.push(AuctionId(id));
+    let mut auctions = BTreeSet::new();
+    for tag in [keys::AUCTION, keys::AUCTION_IMAGES] {
+        for key in writes.range(vec![tag]..vec![tag + 1]).map(|(key, _)| key) {
+            let id = key
+                .get(1..17)
+                .and_then(|bytes| uuid::Uuid::from_slice(bytes).ok());
+            if let (Some(id), 17) = (id, key.len()) {
+                auctions.insert(AuctionId(id));
+            }
+            if auctions.len() > FEED_AUCTIONS_PER_BATCH_MAX {
+                return None;
+            }
         }
     }
-    Some(auctions)
+    Some(auctions.into_iter().collect())
 }
 
 /// A backend that reports every committed batch of an auction shard to a [`ChangeFeed`].
