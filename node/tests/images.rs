@@ -277,7 +277,7 @@ async fn auction_images_in_a_real_object_store() {
     limits_and_refusals(&ctx).await;
     exif_is_gone_from_the_stored_bytes(&ctx).await;
     order_and_delete(&ctx).await;
-    orphans_and_cancelled_auctions_are_swept(&ctx).await;
+    orphans_are_swept_and_cancelled_auctions_lose_their_objects(&ctx).await;
     a_store_that_is_down_refuses_uploads_and_commits_nothing(&ctx).await;
 }
 
@@ -590,7 +590,7 @@ async fn order_and_delete(ctx: &Ctx) {
         .expect_error(404, "IMAGE_NOT_FOUND");
 }
 
-async fn orphans_and_cancelled_auctions_are_swept(ctx: &Ctx) {
+async fn orphans_are_swept_and_cancelled_auctions_lose_their_objects(ctx: &Ctx) {
     let kept_auction = ctx.auction().await;
     let kept = ctx
         .add(&kept_auction, &picture(50, 50), ImageFormat::Png)
@@ -618,6 +618,11 @@ async fn orphans_and_cancelled_auctions_are_swept(ctx: &Ctx) {
         .await
         .expect(200);
 
+    // A cancel drops the images, and their objects go with the answer.
+    for url in [&cancelled["url"], &cancelled["thumbnailUrl"]] {
+        let (status, _, _) = ctx.fetch(2, url.as_str().expect("url")).await;
+        assert_eq!(status, 404, "a cancelled auction's objects are deleted");
+    }
     ctx.wait_gone(&orphan_url).await;
     ctx.wait_gone(cancelled["url"].as_str().expect("url")).await;
     ctx.wait_gone(cancelled["thumbnailUrl"].as_str().expect("url"))

@@ -7,7 +7,8 @@
 //! ([`process`], on the blocking pool, at most [`IMAGE_JOBS_MAX`] at a time per node), both
 //! renditions stored, and only then the metadata proposed. A crash or a failed proposal between
 //! the two leaves objects no command refers to; the [`sweep`] deletes them after a grace
-//! period, as it does the objects of cancelled auctions.
+//! period. Removing an image or cancelling an auction deletes its objects once the command is
+//! committed (the sweep is the backstop when that fails).
 //!
 //! Object keys are `AUCTION/SHA256-IMAGEID.EXT` (and `.thumb.EXT`): content-addressed, under
 //! the auction's prefix, and never reused, since every upload gets a new image id. So the

@@ -1,7 +1,6 @@
 //! The orphan sweep: deletes image objects that no committed command refers to once they are
 //! older than the grace period: uploads that crashed or failed between storing the bytes and
-//! committing the metadata, and the images of cancelled auctions (whose metadata the cancel
-//! dropped).
+//! committing the metadata, and what a removal or a cancel failed to delete at once.
 //!
 //! One node sweeps: the one leading the meta group when a round starts (a round that overlaps
 //! a leader change on another node deletes nothing that is referenced, so two at once are

@@ -85,9 +85,16 @@ pub async fn update_auction<S: NodeStorage>(
         }
     };
     let key = idempotency_key(&headers)?;
+    // A cancel drops the auction's images: their objects go once it is committed.
+    let cancelling = matches!(op, Op::AdminCancelAuction { .. });
+    let images = match cancelling {
+        true => crate::routes::images::committed_images(&app, id).await,
+        false => Vec::new(),
+    };
     let written = app
         .write(app.shard_of(id), RequestId(new_uuid()), key, op)
         .await?;
+    crate::routes::images::delete_objects(&app, &images).await;
     let Outcome::Auction(auction) = written.outcome else {
         return Err(ApiError::internal("expected an auction outcome"));
     };

@@ -277,9 +277,12 @@ pub async fn cancel<S: NodeStorage>(
         actor: current.user.id,
     };
     let key = idempotency_key(&headers)?;
+    // A cancel drops the auction's images: their objects go once it is committed.
+    let images = crate::routes::images::committed_images(&app, id).await;
     let written = app
         .write(app.shard_of(id), RequestId(new_uuid()), key, op)
         .await?;
+    crate::routes::images::delete_objects(&app, &images).await;
     auction_answer(&app, written, StatusCode::OK, Viewer::of(&current.user))
 }
 

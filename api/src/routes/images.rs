@@ -286,17 +286,41 @@ pub async fn remove<S: NodeStorage>(
         .write(app.shard_of(auction), RequestId(new_uuid()), key, op)
         .await?;
     let left = images_of(written.outcome)?;
-    if let (Some(images), Some(removed)) = (
-        app.images.as_deref(),
-        before.iter().find(|image| image.id == image_id),
-    ) {
-        for object in [&removed.original.key, &removed.thumbnail.key] {
-            if let Err(error) = images.store.delete(object).await {
+    let removed: Vec<Image> = before
+        .into_iter()
+        .filter(|image| image.id == image_id)
+        .collect();
+    delete_objects(&app, &removed).await;
+    Ok(Json(views::images(&left)))
+}
+
+/// An auction's images as committed now (a linearizable read), before a command that drops
+/// them; empty when the read fails (the sweep then deletes their objects later).
+pub async fn committed_images<S: NodeStorage>(
+    app: &SharedApp<S>,
+    auction: AuctionId,
+) -> Vec<Image> {
+    let group = app.shard_of(auction);
+    match app.reader(group, Consistency::Linearizable).await {
+        Ok(reader) => query::auction_images(&reader, auction).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Deletes the objects of images no committed command refers to any more (a removed image,
+/// a cancelled auction's). Safe at once: object keys are never reused. A failure is logged
+/// and left to the sweep.
+pub async fn delete_objects<S: NodeStorage>(app: &SharedApp<S>, images: &[Image]) {
+    let Some(service) = app.images.as_deref() else {
+        return;
+    };
+    for image in images {
+        for object in [&image.original.key, &image.thumbnail.key] {
+            if let Err(error) = service.store.delete(object).await {
                 tracing::warn!(key = %object, message = %error.message, "left to the sweep");
             }
         }
     }
-    Ok(Json(views::images(&left)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
