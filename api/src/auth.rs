@@ -228,7 +228,7 @@ pub async fn verify_password(password: String, stored: String) -> ApiResult<bool
 pub fn new_token() -> (String, Vec<u8>) {
     let mut bytes = [0u8; TOKEN_BYTES];
     fill_random(&mut bytes);
-    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let token = crate::extract::hex(&bytes);
     let hash = token_hash(&token);
     (token, hash)
 }
@@ -239,13 +239,7 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 
 /// The session token of a request: the bearer token, else the `session` cookie.
 pub fn request_token(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|token| !token.is_empty());
-    if let Some(token) = bearer {
+    if let Some(token) = bearer_token(headers) {
         return Some(token.to_owned());
     }
     headers
@@ -258,14 +252,19 @@ pub fn request_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// The `Authorization: Bearer` token, if the request sends a non-empty one.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
 /// Whether the request's token is the session cookie (no bearer token).
 fn by_cookie(headers: &HeaderMap) -> bool {
-    request_token(headers).is_some()
-        && headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .is_none_or(|token| token.trim().is_empty())
+    bearer_token(headers).is_none() && request_token(headers).is_some()
 }
 
 /// Whether a request comes from a page of this origin: `Sec-Fetch-Site: same-origin` (or

@@ -188,6 +188,30 @@ pub fn parse_time(field: &str, text: &str) -> ApiResult<TimestampMs> {
 }
 
 /// An RFC 3339 UTC string with milliseconds.
+/// Lower-case hex of bytes (tokens, digests, entity tags).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
+}
+
+/// Whether the request's `If-None-Match` names `etag` (a quoted tag) or is `*`: the client's
+/// copy is current and the answer is `304`.
+pub fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        })
+}
+
 pub fn format_time(ms: TimestampMs) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
         .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::extract::format_time;
+use crate::extract::{format_time, hex};
 
 /// Who is looking, for the fields only some may see.
 #[derive(Debug, Clone, Copy)]
@@ -175,17 +175,6 @@ pub fn image_view(image: &Image) -> ImageView {
         sha256: hex(&image.sha256),
         created_at: format_time(image.added_at),
     }
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
-        })
 }
 
 /// An auction with its images (the answers about one auction).

@@ -14,9 +14,11 @@
 //!
 //! Not done yet: compression (the files are small), a service worker for offline use.
 
+use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
 
 use auction_raft::host::NodeStorage;
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +26,7 @@ use rust_embed::RustEmbed;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
-use crate::views::hex;
+use crate::extract::{etag_matches, hex};
 use crate::SharedApp;
 
 #[derive(RustEmbed)]
@@ -69,8 +71,8 @@ fn plain(path: &str) -> Option<PathBuf> {
         .then(|| relative.to_path_buf())
 }
 
-/// The file's bytes and the hex SHA-256 that tags them.
-async fn load(dir: Option<&Path>, path: &str) -> ApiResult<(Vec<u8>, String)> {
+/// The file's bytes (the embedded ones are not copied) and the hex SHA-256 that tags them.
+async fn load(dir: Option<&Path>, path: &str) -> ApiResult<(Bytes, String)> {
     let relative = plain(path).ok_or_else(not_found)?;
     match dir {
         Some(dir) => {
@@ -78,11 +80,15 @@ async fn load(dir: Option<&Path>, path: &str) -> ApiResult<(Vec<u8>, String)> {
                 .await
                 .map_err(|_| not_found())?;
             let tag = hex(&Sha256::digest(&bytes));
-            Ok((bytes, tag))
+            Ok((bytes.into(), tag))
         }
         None => {
             let file = Files::get(path).ok_or_else(not_found)?;
-            Ok((file.data.into_owned(), hex(&file.metadata.sha256_hash())))
+            let bytes = match file.data {
+                Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+                Cow::Owned(bytes) => Bytes::from(bytes),
+            };
+            Ok((bytes, hex(&file.metadata.sha256_hash())))
         }
     }
 }
@@ -118,11 +124,7 @@ async fn serve_file<S: NodeStorage>(
     request: &HeaderMap,
 ) -> ApiResult<Response> {
     let (bytes, tag) = load(app.config.web_dir.as_deref(), path).await?;
-    let unchanged = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim() == format!("\"{tag}\""));
-    let mut response = if unchanged {
+    let mut response = if etag_matches(request, &format!("\"{tag}\"")) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         bytes.into_response()

@@ -448,6 +448,34 @@ async fn limits_and_refusals(ctx: &Ctx) {
     )
     .await
     .expect_error(404, "AUCTION_NOT_FOUND");
+    ctx.upload(0, &auction, &ctx.seller, Vec::new(), "image/png")
+        .await
+        .expect_error(422, "VALIDATION_FAILED");
+    ctx.upload(
+        0,
+        &auction,
+        &ctx.seller,
+        b"--x\r\n".to_vec(),
+        "multipart/form-data",
+    )
+    .await
+    .expect_error(400, "VALIDATION_FAILED");
+    let no_part = b"--b\r\n--b--\r\n".to_vec();
+    let refused = ctx
+        .upload(
+            0,
+            &auction,
+            &ctx.seller,
+            no_part,
+            "multipart/form-data; boundary=b",
+        )
+        .await;
+    assert!(
+        [400, 422].contains(&refused.status.as_u16()),
+        "a multipart body without an image: {:?}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"], "VALIDATION_FAILED");
     assert!(
         ctx.images(0, &auction).await.is_empty(),
         "nothing refused was recorded"
@@ -568,6 +596,13 @@ async fn order_and_delete(ctx: &Ctx) {
     put(order(vec![&ids[0], &ids[1]]), seller.clone())
         .await
         .expect_error(422, "VALIDATION_FAILED");
+    let not_ids = put(json!({ "order": ["lamp", "shade"] }), seller.clone())
+        .await
+        .expect_error(422, "VALIDATION_FAILED");
+    assert_eq!(not_ids["field"], "order");
+    ctx.delete(1, &format!("/auctions/{auction}/images/not-an-id"))
+        .await
+        .expect_error(404, "IMAGE_NOT_FOUND");
     put(
         order(vec![&ids[0], &ids[1], &ids[2]]),
         format!("Bearer {}", ctx.other),

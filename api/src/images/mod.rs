@@ -32,7 +32,7 @@ use auction_statemachine::{AuctionId, ImageFormat, ImageId};
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ApiResult};
-use crate::views::hex;
+use crate::extract::hex;
 use store::ObjectStore;
 
 /// Uploads decoded at once on one node (each may use up to `process::DECODE_ALLOC_BYTES_MAX`).

@@ -30,7 +30,8 @@ const JPEG_QUALITY: u8 = 88;
 /// One encoded rendition.
 #[derive(Debug, Clone)]
 pub struct Rendition {
-    pub bytes: Vec<u8>,
+    /// Shared, so storing it copies nothing.
+    pub bytes: bytes::Bytes,
     pub width: u32,
     pub height: u32,
 }
@@ -118,7 +119,7 @@ fn encode(picture: &DynamicImage, format: ImageFormat) -> ApiResult<Rendition> {
     };
     written.map_err(|error| refused(format!("the image cannot be re-encoded: {error}")))?;
     Ok(Rendition {
-        bytes,
+        bytes: bytes.into(),
         width: picture.width(),
         height: picture.height(),
     })

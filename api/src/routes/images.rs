@@ -168,8 +168,8 @@ async fn store_renditions(
     keys: &(String, String),
 ) -> ApiResult<()> {
     let content_type = processed.format.content_type();
-    let original = Bytes::from(processed.original.bytes.clone());
-    let thumbnail = Bytes::from(processed.thumbnail.bytes.clone());
+    let original = processed.original.bytes.clone();
+    let thumbnail = processed.thumbnail.bytes.clone();
     images.store.put(&keys.0, original, content_type).await?;
     images.store.put(&keys.1, thumbnail, content_type).await
 }
@@ -389,15 +389,7 @@ pub async fn serve<S: NodeStorage>(
     let parsed = parse_key(&key).ok_or_else(image_not_found)?;
     let images = service(&app)?;
     let etag = entity_tag(&key);
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    if unchanged {
+    if crate::extract::etag_matches(&headers, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         cache_headers(&mut response, &etag);
         return Ok(response);
