@@ -25,10 +25,14 @@ pub enum FaultKind {
     /// One node's wall clock set seconds ahead or behind (a jump at the start and back at the
     /// end) or drifting fast or slow; at most one node's clock is off at a time.
     Clock,
+    /// One node's log syncs slowly (often a leader's, whose followers then commit entries it
+    /// has not synced); half the time it ends with that node crashing with its writes in
+    /// flight and restarting within an election timeout.
+    Disk,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Partition,
         FaultKind::Crash,
         FaultKind::Hold,
@@ -36,6 +40,7 @@ impl FaultKind {
         FaultKind::Membership,
         FaultKind::Transfer,
         FaultKind::Clock,
+        FaultKind::Disk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +52,7 @@ impl FaultKind {
             FaultKind::Membership => "membership",
             FaultKind::Transfer => "transfer",
             FaultKind::Clock => "clock",
+            FaultKind::Disk => "disk",
         }
     }
 }
@@ -98,7 +104,7 @@ impl FromStr for FaultMix {
                 .find(|kind| kind.name() == name)
                 .ok_or_else(|| {
                     format!(
-                        "unknown fault kind {name:?} (partition, crash, hold, latency, membership, transfer, clock, all, none)"
+                        "unknown fault kind {name:?} (partition, crash, hold, latency, membership, transfer, clock, disk, all, none)"
                     )
                 })?;
             kinds.insert(kind);

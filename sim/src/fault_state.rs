@@ -127,6 +127,11 @@ impl FaultState {
             }
             Fault::OneWay { from, to } => bump(&mut self.cuts, (*from, *to), up),
             Fault::Crash { node } => bump(&mut self.crashes, *node, up),
+            Fault::CrashAll => {
+                for node in 1..=nodes {
+                    bump(&mut self.crashes, node, up);
+                }
+            }
             Fault::Hold { a, b } => bump(&mut self.holds, pair(*a, *b), up),
             Fault::Latency { node, latency_ms } => {
                 for other in (1..=nodes).filter(|other| other != node) {
@@ -138,11 +143,14 @@ impl FaultState {
                     }
                 }
             }
-            // Clock faults act on the node's clock (the driver's `NodeClock`), not on links.
+            // Clock faults act on the node's clock (the driver's `NodeClock`) and disk faults on
+            // its disk (the driver's `SimDisk`), not on links; a disk fault's bounce is a crash
+            // fault of its own.
             Fault::Demote { .. }
             | Fault::Remove { .. }
             | Fault::Transfer { .. }
-            | Fault::Clock { .. } => {}
+            | Fault::Clock { .. }
+            | Fault::SlowDisk { .. } => {}
         }
     }
 

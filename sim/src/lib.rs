@@ -48,7 +48,8 @@
 //! time) and hyper's `date` header.
 //!
 //! Not done yet: message loss, duplication and reordering on node links; client-to-node
-//! partitions; slow disks; three or more faults at once; a whole-cluster crash; API
+//! partitions; slow disks beyond the `disk` fault's sync delay (no I/O errors, torn writes or
+//! slow state-machine reads); three or more faults at once; API
 //! routes other than register, login, bids, proxy bids, buy now, auction and bid history
 //! reads; HTTP keep-alive.
 

@@ -16,8 +16,9 @@
 //! Membership faults ([`Fault::Demote`], [`Fault::Remove`]) and leader transfers go through the
 //! admin process ([`crate::admin`]): the driver hands it the action and goes on stepping, so
 //! the change runs while the cluster keeps serving (and the next faults may find it half done).
-//! An episode never holds two membership faults, so at most one node is out of the voters at a
-//! time: a 3-node group keeps at least 2 voters (legal Raft: a majority of 2 is 2; the group is
+//! An episode never holds two membership faults, nor a membership fault and a clock fault (with
+//! a voter out, a wrong clock could be half of a 2-voter majority), so at most one node is out
+//! of the voters at a time: a 3-node group keeps at least 2 voters (legal Raft: a majority of 2 is 2; the group is
 //! then unavailable while either of them is down or cut off, which overlapping faults exercise)
 //! and a 5-node group at least 4.
 //!
@@ -25,8 +26,17 @@
 //! often a leader's; at most one clock is off at a time, so a majority's clocks stay right,
 //! which is what the cluster's `clock_skew_ms_max` rule (and the checker's bound) assumes.
 //!
-//! Not done yet: client-to-node partitions; disk slowness (the log syncs at once); three or
-//! more faults at once.
+//! A crash fault is, one time in ten, a whole-cluster crash ([`Fault::CrashAll`]): every node
+//! loses what it had not synced, and the cluster must come back with every acknowledged write.
+//!
+//! Disk faults ([`Fault::SlowDisk`]) make one node's log sync slowly, often a leader's: its
+//! followers then commit entries it has not synced. Half of them end with a *bounce*: the node
+//! crashes with those writes in flight and restarts [`BOUNCE_MS`] later, inside an election
+//! timeout, so it comes back before anyone else took over (the seed-42 scenario).
+//!
+//! Not done yet: client-to-node partitions; three or more faults at once; message loss,
+//! duplication and reordering on node links (TCP under turmoil delivers in order or not at
+//! all).
 
 use auction_raft::GroupId;
 
@@ -44,6 +54,13 @@ pub const FAULT_MS: (u64, u64) = (500, 6_000);
 pub const LATENCY_MS: (u64, u64) = (1, 10);
 /// The latency of a spiked link, at most.
 pub const SPIKE_LATENCY_MS_MAX: u64 = 1_500;
+/// Chance (percent) that a crash fault takes the whole cluster down at once.
+pub const CRASH_ALL_PERCENT: u64 = 10;
+/// Sync latencies a disk fault sets, in ms.
+pub const SYNC_DELAY_MS: (u64, u64) = (20, 300);
+/// How long a bounced node stays down, in ms: less than the cluster's shortest election
+/// timeout (600 ms), so it restarts before its followers elect another leader.
+pub const BOUNCE_MS: (u64, u64) = (50, 400);
 /// Faults in one schedule at most.
 pub const FAULTS_MAX: usize = 1_000;
 /// Chance (percent) that an episode has a second, overlapping fault.
@@ -98,12 +115,22 @@ pub fn schedule(config: &SimConfig) -> Vec<Scheduled> {
     faults
 }
 
-/// A second fault that starts while `first` is on; never a second membership change.
+/// Whether two faults may overlap: never two membership changes, and never a membership change
+/// with a clock fault (a 3-node group left with 2 voters, one of them with a wrong clock, has
+/// no majority of right clocks, which the `clock_skew_ms_max` rule and its check assume).
+fn may_overlap(first: FaultKind, second: FaultKind) -> bool {
+    let pair =
+        |a: FaultKind, b: FaultKind| (first == a && second == b) || (first == b && second == a);
+    !pair(FaultKind::Membership, FaultKind::Membership)
+        && !pair(FaultKind::Membership, FaultKind::Clock)
+}
+
+/// A second fault that starts while `first` is on (see [`may_overlap`]).
 fn overlapping(first: &Scheduled, kinds: &[FaultKind], rng: &mut SimRng) -> Option<Scheduled> {
     let allowed: Vec<FaultKind> = kinds
         .iter()
         .copied()
-        .filter(|kind| !(first.kind == FaultKind::Membership && *kind == FaultKind::Membership))
+        .filter(|kind| may_overlap(first.kind, *kind))
         .collect();
     let at_ms = first.at_ms + rng.between(0, first.duration_ms.saturating_sub(1));
     let duration_ms = rng.between(FAULT_MS.0, FAULT_MS.1);
@@ -132,6 +159,9 @@ pub enum Fault {
     Crash {
         node: u64,
     },
+    /// Every node crashes at once (a power cut) and restarts when healed: only what each had
+    /// synced survives.
+    CrashAll,
     Hold {
         a: u64,
         b: u64,
@@ -162,6 +192,14 @@ pub enum Fault {
         offset_ms: i64,
         drift_ppm: i64,
     },
+    /// Every sync of `node`'s log waits `sync_ms`; healed by syncing at once again, or, with
+    /// `bounce_ms`, by crashing the node with its writes in flight and restarting it that long
+    /// after.
+    SlowDisk {
+        node: u64,
+        sync_ms: u64,
+        bounce_ms: Option<u64>,
+    },
 }
 
 impl Fault {
@@ -170,6 +208,17 @@ impl Fault {
             Fault::Partition { label, cuts } => format!("partition ({label}) cutting {cuts:?}"),
             Fault::OneWay { from, to } => format!("one-way partition n{from} -> n{to}"),
             Fault::Crash { node } => format!("crash n{node}"),
+            Fault::CrashAll => "crash every node".to_owned(),
+            Fault::SlowDisk {
+                node,
+                sync_ms,
+                bounce_ms,
+            } => match bounce_ms {
+                Some(bounce_ms) => format!(
+                    "slow disk on n{node} ({sync_ms} ms a sync), then a crash and a restart {bounce_ms} ms later"
+                ),
+                None => format!("slow disk on n{node} ({sync_ms} ms a sync)"),
+            },
             Fault::Hold { a, b } => format!("hold messages between n{a} and n{b}"),
             Fault::Latency { node, latency_ms } => {
                 format!("latency spike on n{node} up to {latency_ms} ms")
@@ -249,6 +298,7 @@ pub fn resolve(scheduled: &Scheduled, nodes: u64, leader: Option<(GroupId, u64)>
         // Half the time a leader: its unsynced appends, committed by the followers' copies,
         // are what a restart must not lead with (the seed-42 bug).
         FaultKind::Crash => match leader {
+            _ if rng.percent(CRASH_ALL_PERCENT) => Fault::CrashAll,
             Some((_, leader)) if rng.percent(50) => Fault::Crash { node: leader },
             _ => Fault::Crash { node: first },
         },
@@ -282,6 +332,22 @@ pub fn resolve(scheduled: &Scheduled, nodes: u64, leader: Option<(GroupId, u64)>
                 node,
                 offset_ms: sign * i64::try_from(offset_ms).unwrap_or(0),
                 drift_ppm: sign * i64::try_from(drift_ppm).unwrap_or(0),
+            }
+        }
+        FaultKind::Disk => {
+            // Mostly a leader's disk: its followers commit what it has not synced.
+            let node = match leader {
+                Some((_, leader)) if rng.percent(75) => leader,
+                _ => first,
+            };
+            let sync_ms = rng.between(SYNC_DELAY_MS.0, SYNC_DELAY_MS.1);
+            let bounce_ms = rng
+                .percent(50)
+                .then(|| rng.between(BOUNCE_MS.0, BOUNCE_MS.1));
+            Fault::SlowDisk {
+                node,
+                sync_ms,
+                bounce_ms,
             }
         }
         FaultKind::Transfer => {
@@ -380,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn faults_overlap_sometimes_never_more_than_two_nor_two_membership_changes() {
+    fn faults_overlap_sometimes_never_more_than_two_nor_membership_with_membership_or_clock() {
         let mut overlaps = 0;
         for seed in 0..200 {
             let faults = schedule(&SimConfig::new(seed));
@@ -399,6 +465,11 @@ mod tests {
                         !(other.kind == FaultKind::Membership
                             && fault.kind == FaultKind::Membership),
                         "seed {seed}: two membership changes at once"
+                    );
+                    let kinds = BTreeSet::from([other.kind, fault.kind]);
+                    assert!(
+                        kinds != BTreeSet::from([FaultKind::Membership, FaultKind::Clock]),
+                        "seed {seed}: a clock fault while a voter is out"
                     );
                 }
             }
@@ -463,6 +534,7 @@ mod tests {
             variants,
             BTreeSet::from([
                 "crash",
+                "crash all",
                 "demote",
                 "hold",
                 "latency",
@@ -471,6 +543,8 @@ mod tests {
                 "remove",
                 "transfer",
                 "clock",
+                "slow disk",
+                "slow disk and bounce",
             ]),
             "resolved faults drawn over 200 seeds"
         );
@@ -481,12 +555,17 @@ mod tests {
             Fault::Partition { .. } => "partition",
             Fault::OneWay { .. } => "one-way",
             Fault::Crash { .. } => "crash",
+            Fault::CrashAll => "crash all",
             Fault::Hold { .. } => "hold",
             Fault::Latency { .. } => "latency",
             Fault::Demote { .. } => "demote",
             Fault::Remove { .. } => "remove",
             Fault::Transfer { .. } => "transfer",
             Fault::Clock { .. } => "clock",
+            Fault::SlowDisk {
+                bounce_ms: Some(_), ..
+            } => "slow disk and bounce",
+            Fault::SlowDisk { .. } => "slow disk",
         }
     }
 }

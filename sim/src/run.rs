@@ -362,6 +362,15 @@ impl<'a> Driver<'a> {
             active = still;
             for (_, fault) in due {
                 self.heal(&fault, now - start, active.len());
+                if let Fault::SlowDisk {
+                    node,
+                    bounce_ms: Some(bounce_ms),
+                    ..
+                } = fault
+                {
+                    let crash = self.bounce(node, bounce_ms, now - start, active.len());
+                    active.push((now + bounce_ms, crash));
+                }
             }
             while active.len() < ACTIVE_FAULTS_MAX
                 && pending.peek().is_some_and(|next| start + next.at_ms <= now)
@@ -381,6 +390,26 @@ impl<'a> Driver<'a> {
         self.restore_membership()
     }
 
+    /// A disk fault's bounce: `node` crashes now, with its unsynced writes in flight (the slow
+    /// sync still waiting), and restarts `down_ms` later; the crash fault to heal then.
+    fn bounce(&mut self, node: u64, down_ms: u64, offset_ms: u64, others: usize) -> Fault {
+        let crash = Fault::Crash { node };
+        self.log(format!(
+            "{offset_ms:>6} ms start: {} for {down_ms} ms (the slow disk's bounce){}",
+            crash.describe(),
+            others_active(others)
+        ));
+        let changes = self.fault_state.start(&crash, self.config.nodes);
+        fault_state::apply(&mut self.sim, &changes);
+        crash
+    }
+
+    fn disk_of(&self, id: u64) -> Option<&Arc<SimDisk>> {
+        usize::try_from(id.checked_sub(1)?)
+            .ok()
+            .and_then(|index| self.disks.get(index))
+    }
+
     fn heal(&mut self, fault: &Fault, offset_ms: u64, others: usize) {
         self.log(format!(
             "{offset_ms:>6} ms heal: {}{}",
@@ -389,6 +418,11 @@ impl<'a> Driver<'a> {
         ));
         let changes = self.fault_state.heal(fault, self.config.nodes);
         fault_state::apply(&mut self.sim, &changes);
+        if let Fault::SlowDisk { node, .. } = fault {
+            if let Some(disk) = self.disk_of(*node) {
+                disk.set_sync_delay_ms(0);
+            }
+        }
         if let Fault::Clock { node, .. } = fault {
             if self.clock_off == Some(*node) && !is_skipped_clock(fault) {
                 if let Some(clock) = self.clock_of(*node) {
@@ -498,6 +532,11 @@ impl<'a> Driver<'a> {
         ));
         let changes = self.fault_state.start(&fault, self.config.nodes);
         fault_state::apply(&mut self.sim, &changes);
+        if let Fault::SlowDisk { node, sync_ms, .. } = &fault {
+            if let Some(disk) = self.disk_of(*node) {
+                disk.set_sync_delay_ms(*sync_ms);
+            }
+        }
         if let Some(action) = fault.admin_start() {
             self.admin.submit(action);
         }

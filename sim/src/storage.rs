@@ -5,14 +5,16 @@
 //! every task on it) leaves in the log only what was synced; the next incarnation
 //! [`SimDisk::open`]s a fresh [`MemLog`] from that durable state, with fresh (empty) state
 //! machines that openraft rebuilds from the kept snapshot and the durable log. So a crash loses
-//! exactly what a real crash could: unsynced appends and votes, and all applied state.
+//! exactly what a real crash could: unsynced appends and votes, and all applied state. A disk
+//! fault slows its syncs ([`SimDisk::set_sync_delay_ms`]), so unsynced appends stay unsynced
+//! long enough for a crash to catch them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use auction_raft::host::NodeStorage;
-use auction_raft::log_store::memory::{MemLog, MemLogLimits, MemLogStore, SyncMode};
+use auction_raft::log_store::memory::{MemLog, MemLogLimits, MemLogStore, SyncDelay};
 use auction_raft::state_machine::memory::{MemBackend, MemSnapshotStore};
 use auction_raft::types::AuctionRaft;
 use auction_raft::{Error, GroupId};
@@ -24,6 +26,8 @@ pub struct SimDisk {
     log: Mutex<Option<Arc<MemLog<AuctionRaft>>>>,
     /// Incarnations started so far (each [`SimDisk::open`] is one).
     incarnations: AtomicU64,
+    /// How long each sync waits (a slow disk), for every incarnation.
+    sync_delay: SyncDelay,
 }
 
 impl SimDisk {
@@ -35,7 +39,13 @@ impl SimDisk {
                 .collect(),
             log: Mutex::new(None),
             incarnations: AtomicU64::new(0),
+            sync_delay: SyncDelay::default(),
         }
+    }
+
+    /// Makes every sync of the log wait `ms` of simulated time first (0: sync at once).
+    pub fn set_sync_delay_ms(&self, ms: u64) {
+        self.sync_delay.set_ms(ms);
     }
 
     /// How many incarnations of the node have started (1 for the first, after its open).
@@ -53,10 +63,10 @@ impl SimDisk {
             .as_ref()
             .map(|log| log.durable_state())
             .unwrap_or_default();
-        let log = Arc::new(MemLog::reopen(
+        let log = Arc::new(MemLog::reopen_delayed(
             durable,
             MemLogLimits::default(),
-            SyncMode::Background,
+            self.sync_delay.clone(),
         ));
         *current = Some(log.clone());
         Arc::new(SimStorage {

@@ -93,21 +93,25 @@ fn acknowledging_before_commit_is_found_within_100_seeds() {
     assert!(seeds <= SEEDS_MAX);
 }
 
+/// The seed-42 scenario needs a leader that crashes with appends its followers committed but
+/// it had not synced, and comes back before anyone else leads: the disk fault's slow syncs and
+/// bounces make exactly that.
 #[test]
-#[ignore = "NOT FOUND YET: with today's workload and log, 100 seeds (all faults, or crashes \
-            only, half of them of a leader) did not find the planted restore-leadership bug; \
-            the seed-42 scenario needs a leader to crash with appends its followers committed \
-            but it had not synced, which the group-committed log rarely leaves"]
 fn restoring_leadership_on_restart_is_found_within_100_seeds() {
     let base = SimConfig {
-        faults: "crash".parse().expect("fault mix"),
+        faults: "disk".parse().expect("fault mix"),
         ..SimConfig::new(0)
     };
     let seeds = find(
         PlantedBug::RestoreLeadership,
         base,
         0,
-        &["linearizability", "no lost bids", "invariants"],
+        &[
+            "linearizability",
+            "no lost bids",
+            "invariants",
+            "replicas agree",
+        ],
     );
     assert!(seeds <= SEEDS_MAX);
 }

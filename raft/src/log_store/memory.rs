@@ -18,14 +18,19 @@
 //! A crash: stop the node's `Raft` instances, then either take [`MemLog::durable_state`] and
 //! [`MemLog::reopen`] it (a fresh node process), or call [`MemLog::crash`] on the same value.
 //!
-//! Not done yet: no injected I/O errors or torn writes; no model of sync latency beyond the
-//! manual mode.
+//! A [`SyncDelay`] ([`MemLog::reopen_delayed`]) makes every background sync wait first, in
+//! tokio time (simulated time under a simulator): a slow disk, whose unsynced appends stay
+//! unsynced long enough for a crash to catch them while followers already committed them.
+//!
+//! Not done yet: no injected I/O errors or torn writes.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use openraft::alias::{LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
@@ -48,6 +53,21 @@ pub enum SyncMode {
     Background,
     /// Only [`MemLog::sync_now`] syncs.
     Manual,
+}
+
+/// How long each background sync of a [`MemLog`] waits before it syncs, in ms; shared with
+/// whoever slows the disk (0, the default, syncs at once).
+#[derive(Debug, Clone, Default)]
+pub struct SyncDelay(Arc<AtomicU64>);
+
+impl SyncDelay {
+    pub fn set_ms(&self, ms: u64) {
+        self.0.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// Bounds of the in-memory log of a node.
@@ -203,6 +223,30 @@ where
     }
 }
 
+/// The background sync worker of a slow disk: like the group-commit worker, but each round
+/// first waits the delay in force (the writes queued meanwhile join the round).
+fn spawn_delayed_sync_task<C: RaftTypeConfig>(
+    shared: Arc<MemShared<C>>,
+    counters: Arc<SyncCounters>,
+    mut rx: mpsc::Receiver<SyncWaiter<C>>,
+    limits: MemLogLimits,
+    delay: SyncDelay,
+) where
+    C::Entry: Clone,
+{
+    tokio::spawn(async move {
+        let mut failure = None;
+        while let Some(first) = rx.recv().await {
+            let ms = delay.ms();
+            if ms > 0 {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            let batch = drain_batch(first, &mut rx, limits.group_commit.sync_batch_waiters_max);
+            sync_batch(shared.as_ref(), &mut failure, &counters, batch);
+        }
+    });
+}
+
 /// The node-wide in-memory log: hands out per-group handles, syncs, crashes.
 pub struct MemLog<C: RaftTypeConfig> {
     shared: Arc<MemShared<C>>,
@@ -223,6 +267,25 @@ where
 
     /// A log that starts from what survived a crash.
     pub fn reopen(durable: MemDurableState<C>, limits: MemLogLimits, mode: SyncMode) -> Self {
+        Self::open(durable, limits, mode, None)
+    }
+
+    /// [`Self::reopen`] in background mode, every sync waiting `delay` first (a slow disk).
+    /// Must be called inside a tokio runtime.
+    pub fn reopen_delayed(
+        durable: MemDurableState<C>,
+        limits: MemLogLimits,
+        delay: SyncDelay,
+    ) -> Self {
+        Self::open(durable, limits, SyncMode::Background, Some(delay))
+    }
+
+    fn open(
+        durable: MemDurableState<C>,
+        limits: MemLogLimits,
+        mode: SyncMode,
+        delay: Option<SyncDelay>,
+    ) -> Self {
         assert!(
             limits.unsynced_ops_max > 0,
             "must allow one unsynced operation"
@@ -242,12 +305,16 @@ where
         });
         let (queue, rx) = SyncQueue::new(limits.group_commit);
         let counters = Arc::new(SyncCounters::default());
-        let manual_rx = match mode {
-            SyncMode::Background => {
+        let manual_rx = match (mode, delay) {
+            (SyncMode::Background, None) => {
                 spawn_sync_task(shared.clone(), counters.clone(), rx, limits.group_commit);
                 None
             }
-            SyncMode::Manual => Some(rx),
+            (SyncMode::Background, Some(delay)) => {
+                spawn_delayed_sync_task(shared.clone(), counters.clone(), rx, limits, delay);
+                None
+            }
+            (SyncMode::Manual, _) => Some(rx),
         };
         Self {
             shared,
