@@ -406,6 +406,23 @@ async fn authenticate<S: NodeStorage>(
     Ok(user.map(|user| CurrentUser { user, token_hash }))
 }
 
+/// [`authenticate`] in an `auth.authenticate` span; the user's id goes on the request span
+/// (the current one when this is called), so every later log line of the request has it.
+async fn authenticate_traced<S: NodeStorage>(
+    app: &SharedApp<S>,
+    headers: &HeaderMap,
+) -> ApiResult<Option<CurrentUser>> {
+    use tracing::Instrument;
+    let request_span = tracing::Span::current();
+    let found = authenticate(app, headers)
+        .instrument(tracing::info_span!("auth.authenticate"))
+        .await?;
+    if let Some(current) = &found {
+        request_span.record("user_id", tracing::field::display(&current.user.id));
+    }
+    Ok(found)
+}
+
 impl<S: NodeStorage> FromRequestParts<SharedApp<S>> for CurrentUser {
     type Rejection = ApiError;
 
@@ -419,7 +436,7 @@ impl<S: NodeStorage> FromRequestParts<SharedApp<S>> for CurrentUser {
             ));
         }
         check_cookie_write(&parts.method, &parts.headers)?;
-        authenticate(app, &parts.headers)
+        authenticate_traced(app, &parts.headers)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the session is invalid or has expired"))
     }
@@ -432,7 +449,7 @@ impl<S: NodeStorage> FromRequestParts<SharedApp<S>> for MaybeUser {
         parts: &mut Parts,
         app: &SharedApp<S>,
     ) -> Result<Self, Self::Rejection> {
-        Ok(MaybeUser(authenticate(app, &parts.headers).await?))
+        Ok(MaybeUser(authenticate_traced(app, &parts.headers).await?))
     }
 }
 

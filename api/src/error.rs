@@ -6,7 +6,9 @@
 //! (`503 NO_LEADER` with `Retry-After` when a group has no leader, `504 TIMEOUT` when the
 //! outcome is unknown), or a refusal of the API itself (authentication, validation, body size,
 //! unknown route).
-//! Handlers return `Result<_, ApiError>` and never build error bodies by hand.
+//! Handlers return `Result<_, ApiError>` and never build error bodies by hand. Every body
+//! also carries `requestId`, the request's `X-Request-Id` ([`crate::request_id`]), so a
+//! refusal a client reports can be found in the node's logs.
 
 use auction_raft::host::HostError;
 use auction_statemachine::{Rejection, StoreError};
@@ -205,6 +207,9 @@ impl IntoResponse for ApiError {
         body.insert("message".to_owned(), self.message.into());
         for (key, value) in self.details {
             body.entry(key).or_insert(value);
+        }
+        if let Some(request_id) = auction_raft::trace::current_request_id() {
+            body.insert("requestId".to_owned(), request_id.as_ref().into());
         }
         let mut response = (self.status, Json(Value::Object(body))).into_response();
         if let Some(seconds) = self.retry_after_seconds {

@@ -27,7 +27,8 @@
 //! Content-Security-Policy). Cookie-authenticated writes must come from the same origin
 //! ([`auth`]), and the session cookie is `SameSite=Strict`.
 //!
-//! Metrics: [`metrics`] (`GET /metrics`, Prometheus text).
+//! Metrics: [`metrics`] (`GET /metrics`, Prometheus text). Request ids, the request span and
+//! the completion log line: [`request_id`].
 //!
 //! The OpenAPI document: [`openapi`] (generated with utoipa from the views and request bodies,
 //! checked against the router by a unit test and by the black-box tests).
@@ -52,6 +53,7 @@ pub mod listing;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod request_id;
 pub mod routes;
 pub mod search;
 pub mod server;
@@ -137,6 +139,8 @@ pub struct App<S: NodeStorage> {
     /// This node's image store ([`images`]); `None`: uploads are refused with 503 and
     /// auctions show the images recorded without serving their bytes.
     pub images: Option<Arc<images::Images>>,
+    /// Makes the ids of requests that come without a usable `X-Request-Id`.
+    pub request_ids: request_id::RequestIds,
 }
 
 /// The optional parts of a node's API.
@@ -187,7 +191,10 @@ impl<S: NodeStorage> App<S> {
         let secrets = auth::RequestSecrets::new(config.password_hashing, config.entropy);
         let streams =
             streams::StreamCaps::new(config.sse_streams_max, config.sse_streams_per_client_max);
+        let start_ms = u64::try_from(host.clock().now_ms()).unwrap_or(0);
+        let request_ids = request_id::RequestIds::new(host.node_id(), start_ms);
         Arc::new(App {
+            request_ids,
             streams,
             host,
             config,
@@ -337,6 +344,11 @@ pub fn router_with_services<S: NodeStorage>(
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::with_secrets::<S>,
+        ))
+        // Outermost: every answer, the fallbacks' and the time-out's included, has its id.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            request_id::scope::<S>,
         ))
         .with_state(app)
 }

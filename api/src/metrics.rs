@@ -12,8 +12,19 @@
 //! counted open from its response head until its body is dropped (the client went away or
 //! the node stops), without touching the stream's handler.
 //!
-//! Not here yet: forwarding counters from the Raft host; bid refusals that happen before the
-//! bid handler runs (no session, unparsable body or path) are in `http_requests_total` only.
+//! For the dashboards and alerts of `cluster/monitoring/`: bid latency by kind and outcome
+//! class (`auction_bid_duration_seconds`: winning, outbid, replayed, rejected, error),
+//! auctions created through this node (`auction_auctions_created_total`) and ended as this
+//! node's replica applied it (`auction_auctions_ended_total` by sold, unsold, cancelled), and
+//! per group the leader changes seen, the commit index and the commit / apply / replication
+//! lags in entries, proposal latency on the leader (`raft_proposal_duration_seconds`), and
+//! snapshots built and installed with their bytes ([`auction_raft::stats`]); search lag in
+//! seconds too (`search_index_lag_seconds`). Hot-path recording is a short map update under a
+//! std mutex (HTTP) or relaxed atomics (Raft).
+//!
+//! Not here yet: forwarding counters from the Raft host; append latency per follower; bid
+//! refusals that happen before the bid handler runs (no session, unparsable body or path) are
+//! in `http_requests_total` only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -65,7 +76,7 @@ impl BidKind {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             BidKind::Bid => "bid",
             BidKind::Proxy => "proxy",
@@ -84,11 +95,50 @@ pub fn accepted_code(replayed: bool, outcome: &BidOutcome) -> &'static str {
     }
 }
 
+/// The outcome class of a bid answer, the `outcome` label of `auction_bid_duration_seconds`
+/// (five values, so the histogram's series stay few): the accepted codes as they are, a
+/// refusal the cluster could not help (`error`: no leader, unavailable, time-out, internal),
+/// or any other refusal (`rejected`: the rules, validation, rate limits).
+pub fn outcome_class(code: &'static str) -> &'static str {
+    match code {
+        "winning" | "outbid" | "replayed" => code,
+        "NO_LEADER" | "UNAVAILABLE" | "TIMEOUT" | "INTERNAL" => "error",
+        _ => "rejected",
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Latency>,
     bids: BTreeMap<(BidKind, &'static str), u64>,
+    bid_latency: BTreeMap<(BidKind, &'static str), Latency>,
+}
+
+impl Latency {
+    fn record(&mut self, elapsed_ms: u64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(LATENCY_BUCKETS_MS) {
+            if elapsed_ms <= bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_ms += elapsed_ms;
+    }
+
+    /// Writes the histogram's lines; `labels` are the series' labels before `le`, each
+    /// followed by a comma (empty for none).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (count, bound) in self.buckets.iter().zip(LATENCY_BUCKETS_MS) {
+            let le = bound as f64 / 1_000.0;
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", self.count);
+        let labels = labels.trim_end_matches(',');
+        let sum = self.sum_ms as f64 / 1_000.0;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 /// Open SSE streams by route template; shared with the guards inside the streams' bodies.
@@ -124,6 +174,7 @@ impl Drop for OpenStream {
 pub struct HttpMetrics {
     inner: Mutex<Inner>,
     sse: Arc<SseStreams>,
+    auctions_created: std::sync::atomic::AtomicU64,
 }
 
 impl HttpMetrics {
@@ -140,6 +191,31 @@ impl HttpMetrics {
         if let Some(kind) = kind {
             *self.inner().bids.entry((kind, code)).or_default() += 1;
         }
+    }
+
+    /// Counts one bid-like answer ([`HttpMetrics::record_bid`]) and its latency from the
+    /// handler's start, by kind and [`outcome_class`].
+    pub fn record_bid_answer(
+        &self,
+        kind: Option<BidKind>,
+        code: &'static str,
+        elapsed: std::time::Duration,
+    ) {
+        let Some(kind) = kind else { return };
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let mut inner = self.inner();
+        *inner.bids.entry((kind, code)).or_default() += 1;
+        inner
+            .bid_latency
+            .entry((kind, outcome_class(code)))
+            .or_default()
+            .record(elapsed_ms);
+    }
+
+    /// Counts one auction created through this node (not a replayed creation).
+    pub fn record_auction_created(&self) {
+        self.auctions_created
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts `response` as an open SSE stream of `route` until its body is dropped.
@@ -164,14 +240,11 @@ impl HttpMetrics {
             .requests
             .entry((route.to_owned(), method.to_owned(), status))
             .or_default() += 1;
-        let latency = inner.latency.entry(route.to_owned()).or_default();
-        for (bucket, bound) in latency.buckets.iter_mut().zip(LATENCY_BUCKETS_MS) {
-            if elapsed_ms <= bound {
-                *bucket += 1;
-            }
-        }
-        latency.count += 1;
-        latency.sum_ms += elapsed_ms;
+        inner
+            .latency
+            .entry(route.to_owned())
+            .or_default()
+            .record(elapsed_ms);
     }
 
     fn render(&self, out: &mut String) {
@@ -191,6 +264,22 @@ impl HttpMetrics {
                 "auction_bids_total{{kind=\"{kind}\",code=\"{code}\"}} {count}"
             );
         }
+        let name = "auction_bid_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from the bid handler's start to its answer, by kind and outcome (winning, outbid, replayed, rejected, error).\n# TYPE {name} histogram"
+        );
+        for ((kind, outcome), latency) in &inner.bid_latency {
+            let labels = format!("kind=\"{}\",outcome=\"{outcome}\",", kind.label());
+            latency.render(out, name, &labels);
+        }
+        let name = "auction_auctions_created_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Auctions created through this node.\n# TYPE {name} counter\n{name} {}",
+            self.auctions_created
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 
     fn render_streams(&self, out: &mut String) {
@@ -255,6 +344,8 @@ pub async fn track<S: NodeStorage>(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    // The request span ([`crate::request_id`]) learns its route here, where it is known.
+    tracing::Span::current().record("route", route.as_str());
     let started = Instant::now();
     let response = next.run(request).await;
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -384,6 +475,16 @@ fn render_search_lag(
         "Milliseconds since the oldest applied change of the group that is not searchable yet.",
         &millis,
     );
+    // The same in seconds, the unit Prometheus users expect (the ms gauge stays for the
+    // benchmark scripts that read it).
+    let name = "search_index_lag_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Seconds since the oldest applied change of the group that is not searchable yet.\n# TYPE {name} gauge"
+    );
+    for (group, lag_ms) in &millis {
+        let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", *lag_ms as f64 / 1e3);
+    }
 }
 
 /// What this node's search index holds and takes (the disk line only for an index on disk).
@@ -404,6 +505,11 @@ fn render_search_usage(out: &mut String, usage: crate::search::IndexUsage) {
             "The indexing memory budget of this node's search index writer.",
             Some(usage.writer_memory_bytes),
         ),
+        (
+            "search_index_live_auctions",
+            "Auctions whose latest bids this node's search shows from its live overlay, ahead of their documents.",
+            Some(usage.live_auctions),
+        ),
     ];
     for (name, help, value) in lines {
         let Some(value) = value else { continue };
@@ -411,6 +517,161 @@ fn render_search_usage(out: &mut String, usage: crate::search::IndexUsage) {
             out,
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
+    }
+}
+
+/// One value per group, as a gauge renders them.
+type GroupValues<'a> = &'a [(GroupId, u64)];
+/// Picks one counter of a group's [`auction_raft::stats::GroupStats`].
+type GroupCounter = fn(&auction_raft::stats::GroupStats) -> &std::sync::atomic::AtomicU64;
+
+/// Indexes and lags per group from this node's statuses: the commit index, how far the log
+/// runs ahead of the commit (entries not yet committed), how far apply trails the commit, and
+/// on a leader how far its slowest follower trails its log (0 elsewhere).
+fn render_raft_lags(out: &mut String, statuses: &[auction_raft::host::GroupStatus]) {
+    let (mut committed, mut commit_lag, mut apply_lag, mut replication_lag, mut snapshot) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for status in statuses {
+        let group = status.group_id;
+        let last = status.last_log_index.unwrap_or(0);
+        let commit = status.committed_index.unwrap_or(0);
+        let applied = status.applied_index.unwrap_or(0);
+        committed.push((group, commit));
+        commit_lag.push((group, last.saturating_sub(commit)));
+        apply_lag.push((group, commit.saturating_sub(applied)));
+        let slowest = status
+            .replication
+            .iter()
+            .map(|replica| last.saturating_sub(replica.matched_index.unwrap_or(0)))
+            .max()
+            .unwrap_or(0);
+        replication_lag.push((group, slowest));
+        snapshot.push((group, status.snapshot_index.unwrap_or(0)));
+    }
+    let lines: [(&str, &str, GroupValues); 5] = [
+        (
+            "raft_commit_index",
+            "Last committed index this node knows of.",
+            &committed,
+        ),
+        (
+            "raft_commit_lag_entries",
+            "Entries in this node's log not yet known committed.",
+            &commit_lag,
+        ),
+        (
+            "raft_apply_lag_entries",
+            "Committed entries this node has not applied yet.",
+            &apply_lag,
+        ),
+        (
+            "raft_replication_lag_entries",
+            "On the leader: entries its slowest follower is behind its log (0 on other nodes).",
+            &replication_lag,
+        ),
+        (
+            "raft_snapshot_index",
+            "Last log index of this node's current snapshot of the group.",
+            &snapshot,
+        ),
+    ];
+    for (name, help, values) in lines {
+        gauge(out, name, help, values);
+    }
+}
+
+/// The per-group counters of [`auction_raft::stats`]: leader changes, proposal latency,
+/// snapshots, and the auctions ended by outcome (summed over groups).
+fn render_raft_stats(out: &mut String, stats: &auction_raft::stats::NodeStats) {
+    use auction_raft::stats::{GroupStats, PROPOSAL_LATENCY_BUCKETS_US};
+    let counters: [(&str, &str, GroupCounter); 5] = [
+        (
+            "raft_leader_changes_total",
+            "Times this node saw the group's leader change (the first leader it learns counts).",
+            |group| &group.leader_changes,
+        ),
+        (
+            "raft_snapshots_built_total",
+            "Snapshots of the group this node built.",
+            |group| &group.snapshots_built,
+        ),
+        (
+            "raft_snapshot_built_bytes_total",
+            "Bytes of the snapshots of the group this node built.",
+            |group| &group.snapshot_built_bytes_total,
+        ),
+        (
+            "raft_snapshots_installed_total",
+            "Snapshots of the group this node installed from its leader.",
+            |group| &group.snapshots_installed,
+        ),
+        (
+            "raft_snapshot_installed_bytes_total",
+            "Bytes of the snapshots of the group this node installed.",
+            |group| &group.snapshot_installed_bytes_total,
+        ),
+    ];
+    for (name, help, counter) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (group, group_stats) in stats.iter() {
+            let value = GroupStats::get(counter(group_stats));
+            let _ = writeln!(out, "{name}{{group=\"{group}\"}} {value}");
+        }
+    }
+    let last: Vec<(GroupId, u64)> = stats
+        .iter()
+        .map(|(group, stats)| (group, GroupStats::get(&stats.snapshot_last_bytes)))
+        .collect();
+    gauge(
+        out,
+        "raft_snapshot_last_bytes",
+        "Size of the last snapshot of the group this node built or installed.",
+        &last,
+    );
+    let name = "raft_proposal_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} From a proposal on this node (the group's leader) to its applied answer.\n# TYPE {name} histogram"
+    );
+    for (group, group_stats) in stats.iter() {
+        let snapshot = group_stats.proposals.snapshot();
+        let mut cumulative = 0;
+        for (bound_us, count) in PROPOSAL_LATENCY_BUCKETS_US.iter().zip(&snapshot.buckets) {
+            cumulative += count;
+            let le = *bound_us as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{group=\"{group}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let total: u64 = snapshot.buckets.iter().sum();
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{group=\"{group}\",le=\"+Inf\"}} {total}"
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{group=\"{group}\"}} {}",
+            snapshot.sum_us as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{group=\"{group}\"}} {total}");
+    }
+    let name = "auction_auctions_ended_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Auctions ended as this node's replicas applied it, by outcome (every node counts the whole cluster's).\n# TYPE {name} counter"
+    );
+    let outcomes: [(&str, GroupCounter); 3] = [
+        ("sold", |group| &group.auctions_sold),
+        ("unsold", |group| &group.auctions_unsold),
+        ("cancelled", |group| &group.auctions_cancelled),
+    ];
+    for (outcome, counter) in outcomes {
+        let total: u64 = stats
+            .iter()
+            .map(|(_, group)| GroupStats::get(counter(group)))
+            .sum();
+        let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {total}");
     }
 }
 
@@ -422,7 +683,10 @@ pub async fn render<S: NodeStorage>(State(app): State<SharedApp<S>>) -> Response
     let node = app.host.node_id();
     let (mut term, mut leader, mut leading, mut last_log, mut applied) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for status in app.host.local_statuses() {
+    let statuses = app.host.local_statuses();
+    render_raft_lags(&mut out, &statuses);
+    render_raft_stats(&mut out, app.host.stats());
+    for status in statuses {
         let group = status.group_id;
         term.push((group, status.term));
         leader.push((group, u64::from(status.leader_id.is_some())));
@@ -513,6 +777,87 @@ mod tests {
         assert!(out.contains("auction_bids_total{kind=\"proxy\",code=\"BID_TOO_LOW\"} 1"));
         assert!(out.contains("auction_bids_total{kind=\"buy_now\",code=\"replayed\"} 1"));
         assert_eq!(out.matches("auction_bids_total{").count(), 3, "{out}");
+    }
+
+    #[test]
+    fn bid_latency_renders_by_kind_and_outcome_class() {
+        use std::time::Duration;
+        let metrics = HttpMetrics::default();
+        metrics.record_bid_answer(Some(BidKind::Bid), "winning", Duration::from_millis(7));
+        metrics.record_bid_answer(Some(BidKind::Bid), "NO_LEADER", Duration::from_millis(70));
+        metrics.record_bid_answer(Some(BidKind::Bid), "BID_TOO_LOW", Duration::from_millis(3));
+        metrics.record_bid_answer(None, "winning", Duration::from_millis(3));
+        metrics.record_auction_created();
+        let mut out = String::new();
+        metrics.render(&mut out);
+        let name = "auction_bid_duration_seconds";
+        assert!(out.contains(&format!(
+            "{name}_bucket{{kind=\"bid\",outcome=\"winning\",le=\"0.005\"}} 0"
+        )));
+        assert!(out.contains(&format!(
+            "{name}_bucket{{kind=\"bid\",outcome=\"winning\",le=\"0.01\"}} 1"
+        )));
+        assert!(out.contains(&format!("{name}_count{{kind=\"bid\",outcome=\"error\"}} 1")));
+        assert!(out.contains(&format!(
+            "{name}_sum{{kind=\"bid\",outcome=\"rejected\"}} 0.003"
+        )));
+        assert!(out.contains("auction_bids_total{kind=\"bid\",code=\"NO_LEADER\"} 1"));
+        assert!(out.contains("auction_auctions_created_total 1"));
+        assert_eq!(out.matches(&format!("{name}_count{{")).count(), 3, "{out}");
+    }
+
+    #[test]
+    fn raft_counters_and_lags_render_per_group() {
+        use auction_raft::host::{GroupStatus, ReplicaProgress, Role};
+        let stats = auction_raft::stats::NodeStats::new([0, 1]);
+        let group = stats.group(1).expect("group 1");
+        group
+            .leader_changes
+            .fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        group.snapshot_built(1_000);
+        group.proposals.record(std::time::Duration::from_millis(3));
+        let mut out = String::new();
+        render_raft_stats(&mut out, &stats);
+        assert!(
+            out.contains("raft_leader_changes_total{group=\"1\"} 2"),
+            "{out}"
+        );
+        assert!(out.contains("raft_leader_changes_total{group=\"0\"} 0"));
+        assert!(out.contains("raft_snapshot_built_bytes_total{group=\"1\"} 1000"));
+        assert!(out.contains("raft_proposal_duration_seconds_bucket{group=\"1\",le=\"0.0025\"} 0"));
+        assert!(out.contains("raft_proposal_duration_seconds_bucket{group=\"1\",le=\"0.005\"} 1"));
+        assert!(out.contains("raft_proposal_duration_seconds_count{group=\"1\"} 1"));
+        assert!(out.contains("auction_auctions_ended_total{outcome=\"sold\"} 0"));
+        let status = GroupStatus {
+            group_id: 1,
+            role: Role::Leader,
+            term: 3,
+            leader_id: Some(1),
+            last_log_index: Some(100),
+            committed_index: Some(90),
+            applied_index: Some(85),
+            snapshot_index: Some(40),
+            purged_index: None,
+            voters: vec![1, 2, 3],
+            learners: Vec::new(),
+            replication: vec![
+                ReplicaProgress {
+                    node_id: 2,
+                    matched_index: Some(95),
+                },
+                ReplicaProgress {
+                    node_id: 3,
+                    matched_index: Some(70),
+                },
+            ],
+        };
+        let mut out = String::new();
+        render_raft_lags(&mut out, &[status]);
+        assert!(out.contains("raft_commit_index{group=\"1\"} 90"));
+        assert!(out.contains("raft_commit_lag_entries{group=\"1\"} 10"));
+        assert!(out.contains("raft_apply_lag_entries{group=\"1\"} 5"));
+        assert!(out.contains("raft_replication_lag_entries{group=\"1\"} 30"));
+        assert!(out.contains("raft_snapshot_index{group=\"1\"} 40"));
     }
 
     #[test]

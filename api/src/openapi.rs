@@ -69,7 +69,7 @@ impl Modify for SecuritySchemes {
         paths::set_role, paths::audit,
         paths::cluster_status, paths::cluster_members, paths::cluster_add_node,
         paths::cluster_promote_node, paths::cluster_remove_node, paths::cluster_transfer_leader,
-        paths::cluster_snapshot, paths::cluster_digest,
+        paths::cluster_snapshot, paths::cluster_digest, paths::cluster_backup,
         paths::web_index, paths::web_asset,
         paths::openapi_json, paths::health, paths::ready, paths::metrics,
     ),

@@ -96,6 +96,10 @@ pub struct NodeArgs {
     /// cluster with nodes of a version that does not serve the stream, and A/B benchmarks.
     #[arg(long, env = "AUCTION_RAFT_UNARY_APPENDS")]
     pub raft_unary_appends: bool,
+    /// Re-index an auction's search document on every bid instead of showing bids through the
+    /// index's live overlay: the behaviour before the overlay, for A/B benchmarks.
+    #[arg(long, env = "AUCTION_SEARCH_REINDEX_BIDS")]
+    pub search_reindex_bids: bool,
     /// A group leader proposes housekeeping (purging expired records) at least this often, in
     /// ms; closing due auctions does not wait for it. Tests that count log entries raise it.
     #[arg(

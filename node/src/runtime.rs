@@ -27,7 +27,7 @@ use auction_api::search::tantivy_index::{Opened, TantivyIndex};
 use auction_api::Services;
 use auction_raft::host::{RaftHost, RocksStorage, SystemClock};
 use auction_raft::network::tcp_channel_factory;
-use auction_raft::state_machine::feed::{change_feed, FeedStorage};
+use auction_raft::state_machine::feed::{change_feed_with, FeedStorage};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -101,6 +101,8 @@ impl RunningNode {
                 .context("node-to-node TLS: the server cannot use node.pem and node-key.pem")?;
         }
         let peers = args.peer_map()?;
+        // A restore that failed half-way left a directory no node may serve from.
+        crate::restore::refuse_unfinished(&args.data_dir)?;
         let storage = RocksStorage::open(&args.data_dir).context("opening the data directory")?;
         // A restart with another shard count stops here, before any group runs.
         let agreement = match shards::check_storage(&storage, args.shards) {
@@ -116,7 +118,9 @@ impl RunningNode {
             tracing::info!("the search index is new: every shard is indexed from its replica");
         }
         let index = Arc::new(index);
-        let (feed, changes) = change_feed();
+        // Bids reach the index through its live overlay, not a re-indexed document.
+        let live_test = (!args.search_reindex_bids).then(auction_api::search::live::live_test);
+        let (feed, changes) = change_feed_with(live_test);
         let storage = Arc::new(FeedStorage::new(storage, feed));
         let factory = tcp_channel_factory(&config.network);
         let host =

@@ -338,3 +338,103 @@ async fn a_node_that_missed_the_purged_log_installs_a_snapshot_and_reindexes_fro
         "node 3 holds a snapshot newer than its log before the kill: {after:?}"
     );
 }
+
+/// How long a bid may take to show in searches. Bids skip the index commit, so this is well
+/// under the overlay's fold interval (`auction_api::search::live::FOLD_AFTER_MS`): a bid that
+/// only showed once folded would miss it.
+const LIVE_WITHIN_MS_MAX: u64 = 5_000;
+
+/// `search_index_live_auctions` of `node`'s `/metrics`.
+async fn live_auctions(cluster: &Cluster, node: usize) -> u64 {
+    let metrics = reqwest::get(format!("{}/metrics", cluster.url(node)))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("search_index_live_auctions "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no search_index_live_auctions: {metrics}"))
+}
+
+/// `path` on `node` until `check` holds for its reply (within [`LIVE_WITHIN_MS_MAX`]); the
+/// reply.
+async fn until(
+    api: &Api,
+    cluster: &Cluster,
+    node: usize,
+    path: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let reply = api.get(url(cluster, node, path), None).await.expect(200);
+        if check(&reply) {
+            return reply;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(LIVE_WITHIN_MS_MAX),
+            "{path} on node {}: {reply}",
+            node + 1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bid_moves_price_filters_and_sorts_on_every_node_and_after_a_crash() {
+    let mut cluster = Cluster::start(3).await;
+    let api = Api::default();
+    let (_, seller) = api.user(cluster.url(0), "live-seller").await;
+    let (_, bidder) = api.user(cluster.url(0), "live-bidder").await;
+    let clock = create(&api, &cluster, &seller, "Carriage clock", "clocks").await;
+    let barometer = create(&api, &cluster, &seller, "Aneroid barometer", "clocks").await;
+    findable(
+        &api,
+        &cluster,
+        2,
+        "/search?category=clocks",
+        &[clock.clone(), barometer.clone()],
+    )
+    .await;
+    let body = json!({ "amount": "30.00" });
+    let path = format!("/auctions/{clock}/bids");
+    post_once(&api, url(&cluster, 1, &path), &bidder, body, "live-bid").await;
+    // The bid is shown from the live overlay, not from a re-indexed document: the node that
+    // took it has it there (until the fold, ten seconds later).
+    let live = live_auctions(&cluster, 1).await;
+    assert!(live >= 1, "the bid is in node 2's live overlay: {live}");
+
+    // Only the clock's price and bid count moved: a bid is never a new document, yet every
+    // node filters, sorts and shows it.
+    let only_the_clock = |reply: &Value| {
+        ids(reply) == std::slice::from_ref(&clock)
+            && reply["items"][0]["currentPrice"] == "30.00"
+            && reply["items"][0]["bidCount"] == 1
+    };
+    let most_bids_first = |reply: &Value| ids(reply).first() == Some(&clock);
+    for node in 0..3 {
+        until(
+            &api,
+            &cluster,
+            node,
+            "/search?minPrice=25.00",
+            only_the_clock,
+        )
+        .await;
+        let cheap = "/search?category=clocks&maxPrice=20.00";
+        until(&api, &cluster, node, cheap, |reply| {
+            ids(reply) == std::slice::from_ref(&barometer)
+        })
+        .await;
+        let sorted = "/auctions?sort=most_bids&limit=5";
+        until(&api, &cluster, node, sorted, most_bids_first).await;
+    }
+
+    // A crash loses what had not reached the index files yet: the restarted node rescans.
+    cluster.kill(3);
+    cluster.restart(3).await;
+    until(&api, &cluster, 2, "/search?minPrice=25.00", only_the_clock).await;
+}

@@ -26,6 +26,9 @@
 //! - [`host`]: every group of one node: start, bootstrap, proposing with the leader's clock and
 //!   forwarding to the leader, linearizable reads, leader duties (closing due auctions,
 //!   balancing leaders), and the client-forwarding gRPC service.
+//! - [`trace`]: the HTTP request id and the trace context of a write, carried to the leader
+//!   and into the apply; [`stats`]: per-group counters (leader changes, proposal latency,
+//!   snapshots) for `/metrics`.
 //!
 //! Not done yet:
 //! - Snapshots travel as one in-memory buffer ([`network::SnapshotPayload`]); streaming from a
@@ -38,6 +41,8 @@ pub mod log_store;
 pub mod network;
 pub mod rocks_options;
 pub mod state_machine;
+pub mod stats;
+pub mod trace;
 pub mod types;
 
 #[cfg(test)]

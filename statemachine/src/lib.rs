@@ -26,12 +26,16 @@
 //! [`pricing`] (manual and proxy bid rules, pure); [`model`] / [`command`] / [`outcome`] (the
 //! data); [`keys`], [`codec`], [`kv`], [`ids`], [`money`], [`time`] at the bottom, with
 //! [`hash`] and [`splitmix`], pure helpers the crates above share (FNV-1a and the seeded
-//! generator; apply itself never draws a random number).
+//! generator; apply itself never draws a random number). Two formats sit beside them, used by
+//! the crates above and never by apply: [`snapshot`] (a group's state as self-checking
+//! records) and [`backup`] (a backup file: one such record stream per group at a recorded log
+//! position); they are here, not in the raft crate, so the backup tools build without RocksDB.
 //!
 //! Not done yet: notification fan-out is capped per event (see [`auction`]); listings with
 //! filters and sorting are derived per node by the API, not indexed here.
 
 pub mod auction;
+pub mod backup;
 pub mod codec;
 pub mod command;
 mod ctx;
@@ -48,6 +52,7 @@ pub mod outcome;
 pub mod pricing;
 pub mod query;
 pub mod shape;
+pub mod snapshot;
 pub mod splitmix;
 pub mod tick;
 pub mod time;

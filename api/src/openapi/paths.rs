@@ -387,6 +387,20 @@ pub(super) fn cluster_snapshot() {}
     security(("adminToken" = []), ("bearer" = []), ("cookie" = [])))]
 pub(super) fn cluster_digest() {}
 
+/// One group's whole state as a backup section, streamed at a consistent applied index
+#[utoipa::path(get, path = "/api/v1/cluster/groups/{group}/backup", tag = "cluster",
+    params(("group" = u64, Path, description = "The group id (0 is meta)")),
+    responses((status = 200,
+        description = "A backup section (`auction_statemachine::backup`): header with the \
+            group, shard count, serving node and log position (term, leader, index), the \
+            records with their count and digest, then the state digest. Read at an applied \
+            index at or above every write acknowledged before the request. Busy with other \
+            backups: 503 UNAVAILABLE with `Retry-After`.",
+        content_type = "application/octet-stream", body = Vec<u8>),
+        AdminErrors),
+    security(("adminToken" = []), ("bearer" = []), ("cookie" = [])))]
+pub(super) fn cluster_backup() {}
+
 /// This document
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "ops",
     responses((status = 200, description = "OpenAPI 3.1", body = OpsObject)))]

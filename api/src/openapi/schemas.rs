@@ -32,6 +32,8 @@ pub struct ErrorBody {
     pub minimum_bid: Option<String>,
     /// RATE_LIMITED, NO_LEADER: seconds to wait (also the `Retry-After` header).
     pub retry_after: Option<u64>,
+    /// The request's id (also the `X-Request-Id` response header), for the node's logs.
+    pub request_id: Option<String>,
     /// Other details of the code.
     #[serde(flatten)]
     pub details: BTreeMap<String, serde_json::Value>,

@@ -132,10 +132,15 @@ pub async fn create<S: NodeStorage>(
         }),
     };
     let group = app.shard_of(new.auction_id);
+    crate::request_id::record_action("create_auction");
+    crate::request_id::record_auction(&new.auction_id);
     let written = app
         .write(group, RequestId(new_uuid()), key, Op::CreateAuction(new))
         .await?;
     let status = created_status(&written);
+    if status == StatusCode::CREATED {
+        app.metrics.record_auction_created();
+    }
     auction_answer(&app, written, status, Viewer::of(&current.user))
 }
 
@@ -286,36 +291,53 @@ pub async fn cancel<S: NodeStorage>(
     auction_answer(&app, written, StatusCode::OK, Viewer::of(&current.user))
 }
 
-/// Proposes a bid-like command and answers with the bid outcome (201, or 200 on a replay).
+/// Proposes a bid-like command and answers with the bid outcome (201, or 200 on a replay),
+/// in a `handler.place_bid` span; counts the answer by code and its latency by outcome.
 async fn place<S: NodeStorage>(
     app: &SharedApp<S>,
     id: AuctionId,
     headers: &HeaderMap,
     op: Op,
 ) -> ApiResult<Response> {
+    use tracing::Instrument;
     let kind = metrics::BidKind::of(&op);
-    let refused = |error: &ApiError| app.metrics.record_bid(kind, error.code);
-    let key = idempotency_key(headers).inspect_err(refused)?;
+    let action = kind.map_or("bid", metrics::BidKind::label);
+    crate::request_id::record_action(action);
+    crate::request_id::record_auction(&id);
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("handler.place_bid", kind = action, auction_id = %id);
+    let answered = place_counted(app, id, headers, op).instrument(span).await;
+    let code = match &answered {
+        Ok((code, _)) => *code,
+        Err(error) => error.code,
+    };
+    app.metrics.record_bid_answer(kind, code, started.elapsed());
+    answered.map(|(_, response)| response)
+}
+
+/// [`place`]'s work: the answer and its code ([`metrics::accepted_code`] when accepted).
+async fn place_counted<S: NodeStorage>(
+    app: &SharedApp<S>,
+    id: AuctionId,
+    headers: &HeaderMap,
+    op: Op,
+) -> ApiResult<(&'static str, Response)> {
+    let key = idempotency_key(headers)?;
     let group = app.shard_of(id);
     // The limit comes after the key: a retry with a recorded outcome gets it, never 429.
-    let recorded = limits::bid_or_recorded(app, group, &op, key.as_deref())
-        .await
-        .inspect_err(refused)?;
+    let recorded = limits::bid_or_recorded(app, group, &op, key.as_deref()).await?;
     let written = match recorded {
         Some(written) => written,
         // The request id is the bid id; a replay answers with the first bid's id.
-        None => app
-            .write(group, RequestId(new_uuid()), key, op)
-            .await
-            .inspect_err(refused)?,
+        None => app.write(group, RequestId(new_uuid()), key, op).await?,
     };
     let status = created_status(&written);
     let now = app.now_ms().max(written.effective_ts);
     match written.outcome {
         Outcome::Bid(outcome) => {
             let code = metrics::accepted_code(written.replayed, &outcome);
-            app.metrics.record_bid(kind, code);
-            Ok((status, Json(views::bid_outcome(&outcome, now))).into_response())
+            let response = (status, Json(views::bid_outcome(&outcome, now))).into_response();
+            Ok((code, response))
         }
         _ => Err(ApiError::internal("expected a bid outcome")),
     }

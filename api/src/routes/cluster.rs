@@ -42,7 +42,7 @@ use crate::SharedApp;
 const RPC_ADDR_BYTES_MAX: usize = 255;
 
 /// Lets the cluster admin token or an admin session through.
-async fn require_operator<S: NodeStorage>(
+pub(crate) async fn require_operator<S: NodeStorage>(
     app: &SharedApp<S>,
     headers: &HeaderMap,
     user: &MaybeUser,
@@ -92,7 +92,7 @@ fn positive(id: u64) -> ApiResult<u64> {
     Ok(id)
 }
 
-fn group_id<S: NodeStorage>(app: &SharedApp<S>, raw: &str) -> ApiResult<GroupId> {
+pub(crate) fn group_id<S: NodeStorage>(app: &SharedApp<S>, raw: &str) -> ApiResult<GroupId> {
     match raw.parse::<GroupId>() {
         Ok(group) if app.host.group_ids().contains(&group) => Ok(group),
         _ => Err(ApiError::not_found(

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auctions;
 pub mod auth;
+pub mod backup;
 pub mod cluster;
 pub mod images;
 pub mod me;
@@ -107,5 +108,9 @@ pub fn router<S: NodeStorage>() -> Router<SharedApp<S>> {
         .route(
             "/api/v1/cluster/groups/{group}/digest",
             get(cluster::digest::<S>),
+        )
+        .route(
+            "/api/v1/cluster/groups/{group}/backup",
+            get(backup::backup::<S>),
         )
 }

@@ -1,14 +1,20 @@
 //! The indexer: applied changes in, index commits out, about every [`COMMIT_INTERVAL_MS`].
 //!
 //! One task per node. It receives the change feed's batches as they come (so the bounded feed
-//! channel drains even while a commit is being written) and keeps, per group, the changed
-//! auction ids (at most [`PENDING_AUCTIONS_MAX`]; more turns into a rescan of the group), the
-//! highest applied index seen, and when the oldest change was applied. On each tick it takes
-//! the groups marked for a rescan, then writes one [`Batch`] on the blocking pool: a rescanned
-//! group is cleared and re-read page by page from the local replica, every other changed
-//! auction is re-read with a point read (deleted when it is gone), and the commit records each
-//! group's position. Positions only move forward; a rescan records the applied index read
-//! before its scan, so the documents are at least that fresh.
+//! channel drains even while a commit is being written). A live change (a bid: only the price
+//! and the bid count moved, [`super::live`]) goes straight into the index's live overlay and
+//! is searchable at once. For every other change it keeps, per group, the changed auction ids
+//! (at most [`PENDING_AUCTIONS_MAX`]; more turns into a rescan of the group), the highest
+//! applied index seen, and when the oldest change was applied. A tick commits when there is
+//! such a change or a rescan, when the overlay is full, or when a batch has waited
+//! [`super::live::FOLD_AFTER_MS`] (so positions and the overlay reach the index even under bids
+//! only). A commit takes the groups marked for a rescan, then writes one [`Batch`] on the
+//! blocking pool: a rescanned group is cleared and re-read page by page from the local
+//! replica, every other changed or overlaid auction is re-read with a point read (deleted when
+//! it is gone), and the commit records each group's position; the overlaid auctions it read
+//! are then dropped from the overlay unless a newer bid came meanwhile. Positions only move
+//! forward; a rescan records the applied index read before its scan, so the documents are at
+//! least that fresh.
 //!
 //! At start every auction shard whose stored position is not its applied index, or that was
 //! never indexed, is rescanned (a clean stop ends with a final commit, so a restart after one
@@ -26,11 +32,12 @@ use std::time::Duration;
 use auction_raft::host::{GroupReader, NodeStorage, RaftHost};
 use auction_raft::state_machine::feed::{ChangeBatch, ChangeReceiver};
 use auction_raft::GroupId;
-use auction_statemachine::{query, AuctionId, ImageFile, META_GROUP};
+use auction_statemachine::{codec, query, Auction, AuctionId, ImageFile, META_GROUP};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::live::{FOLD_AFTER_MS, LIVE_AUCTIONS_MAX};
 use super::meili::SinkInbox;
 use super::tantivy_index::{Batch, TantivyIndex};
 use crate::error::{ApiError, ApiResult};
@@ -104,6 +111,8 @@ pub fn spawn<S: NodeStorage>(
         index,
         feed,
         pending: BTreeMap::new(),
+        uncommitted_since: None,
+        rescanning: BTreeSet::new(),
         sink,
     };
     IndexerHandle {
@@ -117,6 +126,10 @@ struct Indexer<S: NodeStorage> {
     index: Arc<TantivyIndex>,
     feed: ChangeReceiver,
     pending: BTreeMap<GroupId, Pending>,
+    /// When the oldest batch that no commit covers yet came (any kind, live ones included).
+    uncommitted_since: Option<Instant>,
+    /// The groups the commit being written rescans.
+    rescanning: BTreeSet<GroupId>,
     /// The Meilisearch sink's inbox, when one runs.
     sink: Option<Arc<SinkInbox>>,
 }
@@ -132,21 +145,42 @@ impl<S: NodeStorage> Indexer<S> {
                     Some(batch) => self.add(batch),
                     None => break,
                 },
-                _ = tick.tick() => self.commit().await,
+                _ = tick.tick() => self.commit(false).await,
             }
         }
         // The groups have stopped applying: one last commit leaves every position current.
-        self.commit().await;
+        self.commit(true).await;
     }
 
     fn add(&mut self, batch: ChangeBatch) {
         if let Some(sink) = &self.sink {
             sink.changed(batch.group, &batch.auctions);
+            let live: Vec<AuctionId> = batch.live.iter().map(|(id, _)| *id).collect();
+            sink.changed(batch.group, &live);
         }
+        self.uncommitted_since.get_or_insert_with(Instant::now);
         let pending = self.pending.entry(batch.group).or_default();
         pending.applied_index = pending.applied_index.max(batch.applied_index);
-        pending.since.get_or_insert(batch.committed_at);
-        pending.auctions.extend(batch.auctions);
+        let mut live = Vec::with_capacity(batch.live.len());
+        let mut read_back = batch.auctions;
+        for (id, record) in batch.live {
+            match codec::decode::<Auction>(&record) {
+                Ok(auction) => live.push(auction),
+                Err(_) => read_back.push(id),
+            }
+        }
+        read_back.extend(self.index.live().put(batch.group, live));
+        if !read_back.is_empty() {
+            pending.since.get_or_insert(batch.committed_at);
+        }
+        pending.auctions.extend(read_back);
+        let all_searchable = pending.auctions.is_empty()
+            && !self.rescanning.contains(&batch.group)
+            && !self.feed.pending_rescans().contains(&batch.group);
+        if all_searchable {
+            self.index
+                .set_searchable(batch.group, pending.applied_index);
+        }
         if pending.auctions.len() > PENDING_AUCTIONS_MAX {
             pending.auctions.clear();
             self.feed.request_rescan(batch.group);
@@ -164,16 +198,46 @@ impl<S: NodeStorage> Indexer<S> {
         self.index.set_unindexed(since);
     }
 
-    /// Takes what is pending, writes it on the blocking pool while still receiving batches.
-    async fn commit(&mut self) {
+    /// Whether a tick should commit (see the module doc); `marked` are the groups to rescan.
+    fn commit_due(&self, marked: &BTreeMap<GroupId, Instant>) -> bool {
+        let waited = self.uncommitted_since.is_some_and(|since| {
+            Instant::now().saturating_duration_since(since) >= Duration::from_millis(FOLD_AFTER_MS)
+        });
+        !marked.is_empty()
+            || waited
+            || self.index.live().len() >= LIVE_AUCTIONS_MAX
+            || self
+                .pending
+                .values()
+                .any(|pending| !pending.auctions.is_empty())
+    }
+
+    /// Takes what is pending, writes it on the blocking pool while still receiving batches;
+    /// on a tick only when [`Self::commit_due`], always when `force`d (the last one).
+    async fn commit(&mut self, force: bool) {
         while let Some(batch) = self.feed.try_recv() {
             self.add(batch);
         }
         let marked = self.feed.take_rescans();
+        let nothing_to_do =
+            self.pending.is_empty() && marked.is_empty() && self.index.live().is_empty();
+        if nothing_to_do || !(force || self.commit_due(&marked)) {
+            self.publish_unindexed(&BTreeMap::new());
+            return;
+        }
+        self.uncommitted_since = None;
+        let fold = self.index.live().fold();
         let mut work = Work {
             changes: std::mem::take(&mut self.pending),
             ..Work::default()
         };
+        for (group, auctions) in &fold.auctions {
+            work.changes
+                .entry(*group)
+                .or_default()
+                .auctions
+                .extend(auctions.iter().copied());
+        }
         let mut in_flight: BTreeMap<GroupId, Instant> = BTreeMap::new();
         for (group, at) in marked {
             if let Some(sink) = &self.sink {
@@ -205,6 +269,7 @@ impl<S: NodeStorage> Indexer<S> {
             .chain(work.changes.keys())
             .copied()
             .collect();
+        self.rescanning = work.rescans.keys().copied().collect();
         let mut write = tokio::task::spawn_blocking(move || write(&index, &readers, work));
         let result = loop {
             tokio::select! {
@@ -215,8 +280,9 @@ impl<S: NodeStorage> Indexer<S> {
                 },
             }
         };
+        self.rescanning.clear();
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => self.index.live().folded(&fold),
             Ok(Err(error)) => {
                 tracing::error!(error = %error.message, "search index commit failed; rescanning");
                 for group in touched {

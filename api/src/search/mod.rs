@@ -16,6 +16,10 @@
 //!   payload. A group whose feed lost batches, whose state a snapshot replaced, or whose
 //!   stored position does not match its applied index at start is rescanned whole from the
 //!   local state machine; a missing or unreadable index is rebuilt the same way.
+//! - [`live`]: a change that only moves an auction's price and bid count (a bid) is not
+//!   re-indexed: the feed hands it over with the record, it shows at once through an overlay
+//!   that searches read over the index, and a commit at most every [`live::FOLD_AFTER_MS`]
+//!   folds the overlay into the documents.
 //! - [`query`] turns the request into a tantivy query: every word must match the title or the
 //!   description, exactly or with typos (one from [`query::ONE_TYPO_CHARS_MIN`] letters, two
 //!   from [`query::TWO_TYPOS_CHARS_MIN`]), the last word also as a prefix; exact matches and
@@ -25,9 +29,9 @@
 //!   pushes its changed auctions to an external Meilisearch about once a second, fed by the
 //!   indexer through a [`meili::SinkInbox`]; off without a URL, never on the request path.
 //!
-//! Paging: a cursor is the sort key and id of the last item plus the index generation it was
-//! cut from. While that generation is still pinned (a bounded number, for a bounded time) the
-//! next page reads the same snapshot, so paging never repeats or skips an auction even while
+//! Paging: a cursor is the sort key and id of the last item plus the snapshot it was cut from
+//! (the index generation and the live overlay of its first page). While that snapshot is
+//! still pinned (a bounded number, for a bounded time) the next page reads it, so paging never repeats or skips an auction even while
 //! bids change prices; past that it continues from the key in the current index, which never
 //! repeats or skips an auction whose sort key did not change in between.
 //!
@@ -38,6 +42,7 @@
 //! scanning the replicas, [`crate::listing`]).
 
 pub mod indexer;
+pub mod live;
 pub mod meili;
 pub mod params;
 pub mod query;
@@ -109,6 +114,8 @@ pub struct IndexUsage {
     pub disk_bytes: Option<u64>,
     /// The indexing memory budget of the writer.
     pub writer_memory_bytes: u64,
+    /// Auctions whose bids wait in the live overlay, newer than their documents.
+    pub live_auctions: u64,
 }
 
 /// The derived index the search and listing handlers read.

@@ -4,8 +4,8 @@
 //! the title or the description: exactly (BM25, the title boosted by [`TITLE_BOOST`]), or
 //! within the typo budget of its length, which only adds a small constant score, so an exact
 //! match always ranks above a fuzzy one. The last word also matches as a prefix (as typed).
-//! Filters (status at `now`, category, seller, price range) are required clauses without
-//! score.
+//! Filters (status at `now`, category, seller) are required clauses without score. The price
+//! range is not here: it is checked on live prices by [`super::live::PriceFilter`].
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -139,18 +139,6 @@ fn status_query(fields: &Fields, statuses: &BTreeSet<Status>, now: TimestampMs) 
     Box::new(BooleanQuery::new(clauses))
 }
 
-fn price_query(fields: &Fields, request: &SearchRequest) -> Option<Box<dyn Query>> {
-    let (min, max) = (request.filter.min_price, request.filter.max_price);
-    if min.is_none() && max.is_none() {
-        return None;
-    }
-    let bound = |money: Option<auction_statemachine::Money>| match money {
-        Some(money) => Bound::Included(Term::from_field_i64(fields.price_cents, money.cents())),
-        None => Bound::Unbounded,
-    };
-    Some(Box::new(RangeQuery::new(bound(min), bound(max))))
-}
-
 /// The required filter clauses of `request`.
 fn filters(fields: &Fields, request: &SearchRequest) -> Vec<Box<dyn Query>> {
     let filter = &request.filter;
@@ -168,7 +156,6 @@ fn filters(fields: &Fields, request: &SearchRequest) -> Vec<Box<dyn Query>> {
         let seller = seller.0.simple().to_string();
         clauses.push(term(Term::from_field_text(fields.seller, &seller)));
     }
-    clauses.extend(price_query(fields, request));
     clauses
 }
 

@@ -29,6 +29,7 @@ use tantivy::{
 };
 use tokio::time::Instant;
 
+use super::live::{self, LiveOverlay, LiveView, PriceFilter};
 use super::params::SearchCursor;
 use super::schema::{self, Fields, SCHEMA_VERSION};
 use super::{
@@ -68,6 +69,7 @@ pub enum Opened {
 struct Pinned {
     at: Instant,
     searcher: Searcher,
+    live: LiveView,
 }
 
 /// The search index of one node.
@@ -79,7 +81,14 @@ pub struct TantivyIndex {
     positions: Mutex<BTreeMap<GroupId, u64>>,
     /// Per group: when the oldest applied change not yet committed was applied.
     unindexed_since: Mutex<BTreeMap<GroupId, Instant>>,
+    /// Pinned snapshots by pin number (what a cursor's `generation` names).
     pins: Mutex<BTreeMap<u64, Pinned>>,
+    next_pin: Mutex<u64>,
+    /// Live prices and bid counts newer than the documents ([`live`]).
+    live: LiveOverlay,
+    /// Per group: the log index up to which every change is searchable (committed or live),
+    /// ahead of the committed position while bids wait in the overlay.
+    searchable: Mutex<BTreeMap<GroupId, u64>>,
     /// Where the index's files are (`None` in RAM).
     dir: Option<PathBuf>,
 }
@@ -172,6 +181,9 @@ impl TantivyIndex {
             positions: Mutex::new(payload.positions),
             unindexed_since: Mutex::new(BTreeMap::new()),
             pins: Mutex::new(BTreeMap::new()),
+            next_pin: Mutex::new(0),
+            live: LiveOverlay::default(),
+            searchable: Mutex::new(BTreeMap::new()),
             dir,
         })
     }
@@ -179,6 +191,19 @@ impl TantivyIndex {
     /// Per group: the log index the committed documents reflect.
     pub fn positions(&self) -> BTreeMap<GroupId, u64> {
         lock(&self.positions).clone()
+    }
+
+    /// The live overlay the indexer writes bids to.
+    pub fn live(&self) -> &LiveOverlay {
+        &self.live
+    }
+
+    /// Records that every change of `group` up to `index` is searchable (the indexer's, when
+    /// only live changes came since its last commit).
+    pub fn set_searchable(&self, group: GroupId, index: u64) {
+        let mut searchable = lock(&self.searchable);
+        let entry = searchable.entry(group).or_default();
+        *entry = (*entry).max(index);
     }
 
     /// Starts a batch of writes; one at a time (the indexer's).
@@ -221,50 +246,57 @@ impl TantivyIndex {
             .unwrap_or(0)
     }
 
-    /// The snapshot a page reads: the cursor's pinned one when it is still kept.
-    fn searcher_for(&self, cursor: Option<&SearchCursor>) -> Searcher {
+    /// The snapshot a page reads: the cursor's pinned one when it is still kept (with its pin
+    /// number), else the current index and overlay.
+    fn snapshot_for(&self, cursor: Option<&SearchCursor>) -> (Searcher, LiveView, Option<u64>) {
         let mut pins = lock(&self.pins);
         let now = Instant::now();
         pins.retain(|_, pinned| elapsed_ms(now, pinned.at) <= PINNED_SNAPSHOT_AGE_MS_MAX);
-        if let Some(pinned) = cursor.and_then(|cursor| pins.get(&cursor.generation)) {
-            return pinned.searcher.clone();
+        if let Some(pin) = cursor.map(|cursor| cursor.generation) {
+            if let Some(pinned) = pins.get(&pin) {
+                return (pinned.searcher.clone(), pinned.live.clone(), Some(pin));
+            }
         }
-        self.reader.searcher()
+        (self.reader.searcher(), self.live.view(), None)
     }
 
-    /// Keeps `searcher` for the next pages of a listing that has more.
-    fn pin(&self, searcher: &Searcher) -> u64 {
-        let generation = searcher.generation().generation_id();
+    /// Keeps the snapshot for the next pages of a listing that has more; its pin number.
+    fn pin(&self, searcher: &Searcher, live: &LiveView) -> u64 {
+        let pin = {
+            let mut next = lock(&self.next_pin);
+            *next += 1;
+            *next
+        };
         let mut pins = lock(&self.pins);
-        if !pins.contains_key(&generation) {
-            while pins.len() >= PINNED_SNAPSHOTS_MAX {
-                let Some(oldest) = pins.keys().next().copied() else {
-                    break;
-                };
-                pins.remove(&oldest);
-            }
-            pins.insert(
-                generation,
-                Pinned {
-                    at: Instant::now(),
-                    searcher: searcher.clone(),
-                },
-            );
+        while pins.len() >= PINNED_SNAPSHOTS_MAX {
+            let Some(oldest) = pins.keys().next().copied() else {
+                break;
+            };
+            pins.remove(&oldest);
         }
-        generation
+        pins.insert(
+            pin,
+            Pinned {
+                at: Instant::now(),
+                searcher: searcher.clone(),
+                live: live.clone(),
+            },
+        );
+        pin
     }
 
     fn auction_at(
         &self,
         searcher: &Searcher,
-        address: DocAddress,
+        live: &LiveView,
+        (id, address): (u128, DocAddress),
     ) -> ApiResult<(Auction, Option<ImageFile>)> {
         let doc: TantivyDocument = searcher.doc(address).map_err(index_error)?;
         let bytes = doc
             .get_first(self.fields.auction)
             .and_then(|value| value.as_bytes())
             .ok_or_else(|| index_error("a document without its auction"))?;
-        let auction = codec::decode(bytes).map_err(index_error)?;
+        let auction = live::rendered(live, id, codec::decode(bytes).map_err(index_error)?);
         let cover = doc
             .get_first(self.fields.cover)
             .and_then(|value| value.as_bytes())
@@ -343,28 +375,41 @@ impl SearchIndex for TantivyIndex {
             (SearchSort::Relevance, None) => SearchSort::Newest,
             (sort, _) => sort,
         };
-        let searcher = self.searcher_for(request.cursor.as_ref());
+        let (searcher, live, pinned) = self.snapshot_for(request.cursor.as_ref());
         let mut analyzer = self.analyzer.clone();
         let query = query::build(&self.fields, &mut analyzer, request);
         let page = PageCollector {
             sort,
             after: request.cursor.map(|cursor| (cursor.key, cursor.id)),
             limit: request.limit + 1,
+            live: live.clone(),
         };
         let facets = request.facets.then(|| {
             let mut facets = FacetCollector::for_field("category");
             facets.add_facet(Facet::root());
             facets
         });
-        let (total, mut hits, facets) = searcher
-            .search(&*query, &(Count, page, facets))
-            .map_err(index_error)?;
+        let collectors = (Count, page, facets);
+        let (min, max) = (request.filter.min_price, request.filter.max_price);
+        // The price filter reads live prices, so it is a collector rather than a range query.
+        let fruit = if min.is_some() || max.is_some() {
+            let filtered = PriceFilter {
+                inner: collectors,
+                view: live.clone(),
+                min,
+                max,
+            };
+            searcher.search(&*query, &filtered)
+        } else {
+            searcher.search(&*query, &collectors)
+        };
+        let (total, mut hits, facets) = fruit.map_err(index_error)?;
         let more = hits.len() > request.limit;
         hits.truncate(request.limit);
         let next_cursor = match (more, hits.last()) {
             (true, Some((position, _))) => Some(SearchCursor {
                 sort: request.sort,
-                generation: self.pin(&searcher),
+                generation: pinned.unwrap_or_else(|| self.pin(&searcher, &live)),
                 key: position.0,
                 id: position.1,
             }),
@@ -372,7 +417,7 @@ impl SearchIndex for TantivyIndex {
         };
         let (auctions, covers) = hits
             .iter()
-            .map(|(_, address)| self.auction_at(&searcher, *address))
+            .map(|(position, address)| self.auction_at(&searcher, &live, (position.1, *address)))
             .collect::<ApiResult<Vec<_>>>()?
             .into_iter()
             .unzip();
@@ -403,6 +448,7 @@ impl SearchIndex for TantivyIndex {
             documents: self.document_count(),
             disk_bytes: self.disk_bytes(),
             writer_memory_bytes: WRITER_MEMORY_BYTES as u64,
+            live_auctions: self.live.len() as u64,
         }
     }
 
@@ -410,14 +456,17 @@ impl SearchIndex for TantivyIndex {
         let now = Instant::now();
         let since = lock(&self.unindexed_since).clone();
         let positions = self.positions();
+        let searchable = lock(&self.searchable).clone();
         let mut groups: Vec<GroupId> = positions.keys().chain(since.keys()).copied().collect();
         groups.sort_unstable();
         groups.dedup();
+        let position = |group: &GroupId| positions.get(group).copied().unwrap_or(0);
+        let live = |group: &GroupId| searchable.get(group).copied().unwrap_or(0);
         groups
             .into_iter()
             .map(|group| GroupLag {
                 group,
-                indexed_index: positions.get(&group).copied().unwrap_or(0),
+                indexed_index: position(&group).max(live(&group)),
                 lag_ms: since.get(&group).map_or(0, |at| elapsed_ms(now, *at)),
             })
             .collect()
@@ -432,18 +481,22 @@ struct PageCollector {
     sort: SearchSort,
     after: Option<Position>,
     limit: usize,
+    live: LiveView,
 }
 
 enum KeyColumn {
     Score,
     /// The value, negated for a descending order.
     Signed(Column<i64>, bool),
-    Unsigned(Column<u64>, bool),
+    /// The price or the bid count, which the live overlay may have newer than the column.
+    LivePrice(Column<i64>, bool),
+    LiveBids(Column<u64>, bool),
 }
 
 struct PageSegment {
     segment: SegmentOrdinal,
     key: KeyColumn,
+    live: LiveView,
     id_high: Column<u64>,
     id_low: Column<u64>,
     after: Option<Position>,
@@ -466,13 +519,14 @@ impl Collector for PageCollector {
             SearchSort::Relevance => KeyColumn::Score,
             SearchSort::EndingSoon => KeyColumn::Signed(fast.i64(schema::END_TIME)?, false),
             SearchSort::Newest => KeyColumn::Signed(fast.i64(schema::CREATED_AT)?, true),
-            SearchSort::PriceAsc => KeyColumn::Signed(fast.i64(schema::PRICE_CENTS)?, false),
-            SearchSort::PriceDesc => KeyColumn::Signed(fast.i64(schema::PRICE_CENTS)?, true),
-            SearchSort::MostBids => KeyColumn::Unsigned(fast.u64(schema::BID_COUNT)?, true),
+            SearchSort::PriceAsc => KeyColumn::LivePrice(fast.i64(schema::PRICE_CENTS)?, false),
+            SearchSort::PriceDesc => KeyColumn::LivePrice(fast.i64(schema::PRICE_CENTS)?, true),
+            SearchSort::MostBids => KeyColumn::LiveBids(fast.u64(schema::BID_COUNT)?, true),
         };
         Ok(PageSegment {
             segment,
             key,
+            live: self.live.clone(),
             id_high: fast.u64(schema::ID_HIGH)?,
             id_low: fast.u64(schema::ID_LOW)?,
             after: self.after,
@@ -496,26 +550,41 @@ impl Collector for PageCollector {
     }
 }
 
+/// `value` in ascending key order: negated for a descending sort.
+fn ordered(value: i64, descending: bool) -> i64 {
+    if descending {
+        value.saturating_neg()
+    } else {
+        value
+    }
+}
+
+fn signed(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
 impl PageSegment {
-    fn key(&self, doc: DocId, score: Score) -> i64 {
+    fn key(&self, doc: DocId, id: u128, score: Score) -> i64 {
+        let live = || self.live.get(&id);
         match &self.key {
             // Higher scores first; scores are never negative, so their bits order like them.
             KeyColumn::Score => -i64::from(score.max(0.0).to_bits()),
             KeyColumn::Signed(column, descending) => {
-                let value = column.first(doc).unwrap_or(0);
-                if *descending {
-                    value.saturating_neg()
-                } else {
-                    value
-                }
+                ordered(column.first(doc).unwrap_or(0), *descending)
             }
-            KeyColumn::Unsigned(column, descending) => {
-                let value = i64::try_from(column.first(doc).unwrap_or(0)).unwrap_or(i64::MAX);
-                if *descending {
-                    -value
-                } else {
-                    value
-                }
+            KeyColumn::LivePrice(column, descending) => {
+                let price = match live() {
+                    Some(doc) => doc.price_cents,
+                    None => column.first(doc).unwrap_or(0),
+                };
+                ordered(price, *descending)
+            }
+            KeyColumn::LiveBids(column, descending) => {
+                let bids = match live() {
+                    Some(doc) => doc.bid_count,
+                    None => column.first(doc).unwrap_or(0),
+                };
+                ordered(signed(bids), *descending)
             }
         }
     }
@@ -525,9 +594,8 @@ impl SegmentCollector for PageSegment {
     type Fruit = Vec<(Position, DocAddress)>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let high = u128::from(self.id_high.first(doc).unwrap_or(0));
-        let low = u128::from(self.id_low.first(doc).unwrap_or(0));
-        let position = (self.key(doc, score), (high << 64) | low);
+        let id = live::doc_id(&self.id_high, &self.id_low, doc);
+        let position = (self.key(doc, id, score), id);
         if self.after.is_some_and(|after| position <= after) {
             return;
         }

@@ -15,6 +15,11 @@ use crate::listing::{display_price, Filter};
 
 const NOW: i64 = 1_000_000;
 
+/// An open auction numbered `n` (its id a scramble of `n`), for the index's tests.
+pub(crate) fn sample_auction(n: u128, title: &str, description: &str) -> Auction {
+    auction(n, title, description)
+}
+
 fn auction(n: u128, title: &str, description: &str) -> Auction {
     Auction {
         id: AuctionId(Uuid::from_u128(
@@ -202,6 +207,51 @@ fn all_pages(index: &TantivyIndex, pairs: &[(&str, &str)]) -> (Vec<AuctionId>, u
 fn every_filter_and_sort_matches_the_model() {
     let auctions = mixed(240);
     let index = index_of(&auctions);
+    matches_the_model(&index, &auctions);
+}
+
+/// Bids on a third of `auctions` (new prices and counts), as the model and the live overlay
+/// see them; the documents keep the old values.
+fn live_bids(index: &TantivyIndex, auctions: &mut [Auction], round: u128) {
+    let mut changed = Vec::new();
+    for (n, auction) in auctions.iter_mut().enumerate() {
+        if (n as u128 + round).is_multiple_of(3) && auction.phase == Phase::Open {
+            let cents = 100 + ((n as u128 * 7_919 + round * 104_723) % 1_200) as i64;
+            auction.pricing.price = Some(Money::from_cents(cents));
+            auction.bid_count += 1 + (n % 4) as u32;
+            changed.push(auction.clone());
+        }
+    }
+    assert!(index.live().put(1, changed).is_empty(), "room for all");
+}
+
+#[test]
+fn live_bids_filter_sort_and_render_before_any_commit() {
+    let mut auctions = mixed(240);
+    let index = index_of(&auctions);
+    live_bids(&index, &mut auctions, 1);
+    assert!(!index.live().is_empty());
+    matches_the_model(&index, &auctions);
+    let page = index
+        .search(&request(&[("sort", "price_desc"), ("limit", "100")], false))
+        .expect("page");
+    for shown in &page.auctions {
+        let model = auctions.iter().find(|a| a.id == shown.id).expect("known");
+        assert_eq!(shown, model, "a page shows the live state");
+    }
+    // A commit that reads the overlaid auctions back folds them; the model still holds.
+    let fold = index.live().fold();
+    let mut batch = index.begin();
+    for auction in &auctions {
+        batch.upsert(1, auction, None).expect("upsert");
+    }
+    batch.commit().expect("commit");
+    index.live().folded(&fold);
+    assert!(index.live().is_empty());
+    matches_the_model(&index, &auctions);
+}
+
+fn matches_the_model(index: &TantivyIndex, auctions: &[Auction]) {
     let sorts = [
         ("ending_soon", SearchSort::EndingSoon),
         ("newest", SearchSort::Newest),
@@ -237,7 +287,7 @@ fn every_filter_and_sort_matches_the_model() {
             let mut pairs = filter_pairs.to_vec();
             pairs.push(("sort", name));
             pairs.push(("limit", "7"));
-            let (found, total) = all_pages(&index, &pairs);
+            let (found, total) = all_pages(index, &pairs);
             assert_eq!(found, expected, "filter {filter_pairs:?}, sort {name}");
             assert_eq!(total, expected.len() as u64, "total of {filter_pairs:?}");
         }
@@ -280,6 +330,15 @@ fn reprice(index: &TantivyIndex, auctions: &mut [Auction], round: u128) {
 
 #[test]
 fn cursor_paging_has_no_duplicates_or_gaps_while_prices_change() {
+    paging_holds_while_prices_change(reprice);
+}
+
+#[test]
+fn cursor_paging_has_no_duplicates_or_gaps_while_live_bids_change_prices() {
+    paging_holds_while_prices_change(live_bids);
+}
+
+fn paging_holds_while_prices_change(bids: fn(&TantivyIndex, &mut [Auction], u128)) {
     let mut auctions = mixed(150);
     let index = index_of(&auctions);
     for sort in ["price_asc", "price_desc", "most_bids"] {
@@ -293,7 +352,7 @@ fn cursor_paging_has_no_duplicates_or_gaps_while_prices_change() {
             let page = index.search(&request(&pairs, false)).expect("page");
             seen.extend(page.auctions.iter().map(|a| a.id));
             // Bids between pages move prices across the cursor.
-            reprice(&index, &mut auctions, round);
+            bids(&index, &mut auctions, round);
             match page.next_cursor {
                 Some(next) => cursor = Some(next.encode()),
                 None => break,

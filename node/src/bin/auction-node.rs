@@ -1,14 +1,16 @@
 //! `auction-node run …` runs one cluster node; `auction-node local-cluster` runs a 3-node
-//! cluster on loopback; `auction-node certs` makes the node-to-node TLS certificates. Logs go
-//! to stderr (`RUST_LOG` filters them).
+//! cluster on loopback; `auction-node certs` makes the node-to-node TLS certificates;
+//! `auction-node restore --from FILE …` seeds a new node from a backup. Logs go
+//! to stderr (`RUST_LOG` filters them; JSON lines unless stderr is a terminal, see
+//! `auction_node::logging`).
 
 use anyhow::Context;
 use auction_node::certs::{self, CertsArgs};
 use auction_node::config::NodeArgs;
 use auction_node::local_cluster::{self, LocalClusterArgs};
+use auction_node::logging::{self, LogFormat};
 use auction_node::runtime::RunningNode;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// Longest a node that refuses to serve waits for its groups to stop before it exits.
 const REFUSAL_STOP_WAIT_MS_MAX: u64 = 10_000;
@@ -22,6 +24,15 @@ const REFUSAL_STOP_WAIT_MS_MAX: u64 = 10_000;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `json`, `text`, or `auto` (text on a terminal, JSON otherwise).
+    #[arg(
+        long,
+        global = true,
+        env = "AUCTION_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: LogFormat,
 }
 
 // Parsed once at start and matched at once: the size of the largest variant costs nothing.
@@ -34,24 +45,28 @@ enum Command {
     LocalCluster(LocalClusterArgs),
     /// Make the cluster CA (once) and node certificates for node-to-node mutual TLS.
     Certs(CertsArgs),
+    /// Seed a new node's empty data directory from a backup (`auctionctl backup FILE`); run it
+    /// on every node of the new cluster, then start each without --init.
+    Restore(auction_node::restore::RestoreArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     auction_node::allocator::configure();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: container logs and log files stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let node = match &cli.command {
+        Command::Run(args) => Some(args.id),
+        _ => None,
+    };
+    let logging = logging::init(cli.log_format, node)?;
+    let result = match cli.command {
         Command::Run(args) => run(args).await,
         Command::LocalCluster(args) => local_cluster::run(args).await,
         Command::Certs(args) => certs::run(&args),
-    }
+        Command::Restore(args) => auction_node::restore::run_and_report(&args).await,
+    };
+    logging.shutdown().await;
+    result
 }
 
 async fn run(args: NodeArgs) -> anyhow::Result<()> {

@@ -76,6 +76,7 @@ fn node_args(id: u64, dir: &std::path::Path, grpc_ports: &[u16], shards: u32) ->
         // The environment's choice, so A/B runs need no flag of their own.
         raft_unary_appends: std::env::var("AUCTION_RAFT_UNARY_APPENDS")
             .is_ok_and(|value| !matches!(value.as_str(), "" | "0" | "false" | "no" | "off")),
+        search_reindex_bids: false,
         housekeeping_interval_ms: 10_000,
         snapshot_every_entries: 20_000,
         log_entries_kept_after_snapshot: 2_000,

@@ -58,6 +58,25 @@ pub fn auctionctl_binary() -> &'static Path {
     })
 }
 
+/// `auction-node restore --from BACKUP` with the arguments `run` is about to get (the same
+/// data directory, id, address, peers and shard count); panics with its output if it fails.
+fn restore(backup: &Path, run: &Command) {
+    let output = Command::new(env!("CARGO_BIN_EXE_auction-node"))
+        .arg("restore")
+        .arg("--from")
+        .arg(backup)
+        .args(run.get_args().skip(1))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("auction-node restore runs");
+    assert!(
+        output.status.success(),
+        "auction-node restore failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// `auction-node certs --out DIR --nodes NODES` (the CA is made once per `DIR`).
 pub fn make_certs(dir: &Path, nodes: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_auction-node"))
@@ -85,6 +104,8 @@ pub struct Node {
     log: PathBuf,
     /// The arguments of `auction-node` it was started with (for [`Cluster::restart`]).
     args: Vec<String>,
+    /// The environment it was started with beyond the test's (for [`Cluster::restart`]).
+    env: Vec<(String, String)>,
     data_dir: PathBuf,
 }
 
@@ -142,8 +163,13 @@ impl Cluster {
     /// Starts a cluster whose nodes get `extra` arguments (the production rate limits when
     /// `extra` is empty).
     pub async fn start_with(count: u64, extra: &[&str]) -> Cluster {
+        Cluster::start_with_env(count, extra, &[]).await
+    }
+
+    /// [`Cluster::start_with`] with `env` set for every node process (also on restarts).
+    pub async fn start_with_env(count: u64, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         for attempt in 1..=3 {
-            let cluster = Cluster::spawn(count, extra);
+            let cluster = Cluster::spawn(count, extra, env);
             match cluster.wait_ready().await {
                 Ok(()) => return cluster,
                 Err(reason) if attempt < 3 => eprintln!("cluster start failed, again: {reason}"),
@@ -153,7 +179,30 @@ impl Cluster {
         unreachable!("the last attempt panics")
     }
 
-    fn spawn(count: u64, extra: &[&str]) -> Cluster {
+    /// Starts `count` nodes whose data directories are first seeded from `backup` with
+    /// `auction-node restore` (no node bootstraps: the groups continue from the backup).
+    pub async fn start_restored(count: u64, backup: &Path, extra: &[&str]) -> Cluster {
+        for attempt in 1..=3 {
+            let cluster = Cluster::spawn_from(count, extra, &[], Some(backup));
+            match cluster.wait_ready().await {
+                Ok(()) => return cluster,
+                Err(reason) if attempt < 3 => eprintln!("cluster start failed, again: {reason}"),
+                Err(reason) => panic!("{reason}"),
+            }
+        }
+        unreachable!("the last attempt panics")
+    }
+
+    fn spawn(count: u64, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
+        Cluster::spawn_from(count, extra, env, None)
+    }
+
+    fn spawn_from(
+        count: u64,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        backup: Option<&Path>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let tls_dir = dir.path().join("tls");
         let ids: Vec<String> = (1..=count).map(|id| id.to_string()).collect();
@@ -188,14 +237,19 @@ impl Cluster {
                 ])
                 .args(extra)
                 .env("RUST_LOG", "warn")
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(log_file.try_clone().expect("log file"));
             // A one-node cluster has no peers (an empty `--peer` is no peer at all).
             if !peers.is_empty() {
                 command.args(["--peer", &peers.join(",")]);
             }
-            if id == 1 {
-                command.arg("--init");
+            match backup {
+                Some(backup) => restore(backup, &command),
+                None if id == 1 => {
+                    command.arg("--init");
+                }
+                None => {}
             }
             let args = command
                 .get_args()
@@ -209,6 +263,10 @@ impl Cluster {
                 child: Mutex::new(Some(child)),
                 log,
                 args,
+                env: env
+                    .iter()
+                    .map(|(key, value)| (key.to_string(), value.to_string()))
+                    .collect(),
                 data_dir,
             });
         }
@@ -259,6 +317,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// Everything node `id` has logged so far.
+    pub fn node_log(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.node(id).log).unwrap_or_default()
+    }
+
     pub fn url(&self, node: usize) -> &str {
         &self.nodes[node].http
     }
@@ -297,6 +360,7 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_auction-node"))
             .args(&node.args)
             .env("RUST_LOG", "warn")
+            .envs(node.env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -9,6 +9,10 @@
 //! them all and carry every write. Group `g` prefers the voter at position `g mod voters` (in
 //! id order); its leader hands leadership over when that voter is caught up (within
 //! [`BALANCE_LAG_ENTRIES_MAX`]), checked every [`BALANCE_INTERVAL_MS`].
+//!
+//! Not a duty but a watcher of the same shape: every node counts the leader changes it sees
+//! per group ([`crate::stats::GroupStats::leader_changes`]) from openraft's server metrics,
+//! which change only with votes, roles and leaders (not with every append).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -39,7 +43,39 @@ pub(super) fn spawn<S: NodeStorage>(inner: &Arc<HostInner<S>>) -> Vec<JoinHandle
         .map(|group| tokio::spawn(run(Arc::downgrade(inner), *group)))
         .collect();
     duties.push(tokio::spawn(keep_fresh(Arc::downgrade(inner))));
+    duties.extend(
+        inner
+            .groups
+            .keys()
+            .map(|group| tokio::spawn(count_leader_changes(Arc::downgrade(inner), *group))),
+    );
     duties
+}
+
+/// Counts every change of the group's known leader to another node until shutdown.
+async fn count_leader_changes<S: NodeStorage>(host: Weak<HostInner<S>>, group: GroupId) {
+    let watched = host.upgrade().and_then(|inner| {
+        let metrics = inner.groups.get(&group)?.raft.server_metrics();
+        let stats = inner.stats.group(group)?.clone();
+        Some((metrics, stats, inner.shutdown.subscribe()))
+    });
+    let Some((mut metrics, stats, mut shutdown)) = watched else {
+        return;
+    };
+    let mut last = None;
+    loop {
+        let leader = metrics.borrow_watched().current_leader;
+        if leader.is_some() && leader != last {
+            stats
+                .leader_changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            last = leader;
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// The shutdown signal and an interval of `period_ms` (read from the host's configuration) for

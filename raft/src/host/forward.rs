@@ -12,6 +12,10 @@
 //! latest deadline in it. Answers keep the routing information the caller needs: "not the
 //! leader" with a hint, "unreachable" (the write may have been sent), or an outcome.
 //!
+//! Each item carries the HTTP request id of its request and, when spans are exported, the
+//! `traceparent` of its `raft.forward` span, so the leader's spans of the write join the
+//! sender's trace ([`crate::trace`]).
+//!
 //! Not done yet: queues of peers that left the cluster are only dropped at shutdown.
 
 use std::collections::HashMap;
@@ -23,6 +27,7 @@ use auction_proto::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use super::route::{Leader, Routed};
 use super::{ClientWrite, HostError, HostInner, NodeStorage};
@@ -43,6 +48,10 @@ struct Pending {
     write: Bytes,
     deadline: Instant,
     answer: oneshot::Sender<Routed<Response>>,
+    /// The HTTP request id, empty when there is none.
+    request_id: String,
+    /// The trace context of the `raft.forward` span, empty when spans are not exported.
+    traceparent: String,
 }
 
 /// The forwarding queues of one node, one per peer address.
@@ -87,6 +96,20 @@ pub(super) async fn forward<S: NodeStorage>(
     write: &ClientWrite,
     deadline: Instant,
 ) -> Routed<Response> {
+    let span = tracing::info_span!("raft.forward", group = write.group, leader = leader.id);
+    let traceparent = crate::trace::traceparent_of(&span);
+    forward_in_span(inner, leader, write, deadline, traceparent)
+        .instrument(span)
+        .await
+}
+
+async fn forward_in_span<S: NodeStorage>(
+    inner: &HostInner<S>,
+    leader: &Leader,
+    write: &ClientWrite,
+    deadline: Instant,
+    traceparent: String,
+) -> Routed<Response> {
     let group = write.group;
     let bytes = match codec::encode("forwarded write", write) {
         Ok(bytes) => Bytes::from(bytes),
@@ -115,6 +138,10 @@ pub(super) async fn forward<S: NodeStorage>(
         write: bytes,
         deadline,
         answer,
+        request_id: crate::trace::current_request_id()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        traceparent,
     };
     let unknown = |reason: &str| {
         Routed::Failed(HostError::OutcomeUnknown {
@@ -180,6 +207,8 @@ async fn send_batch(
             .map(|pending| ForwardItem {
                 group_id: pending.group,
                 write: pending.write.clone(),
+                request_id: pending.request_id.clone(),
+                traceparent: pending.traceparent.clone(),
             })
             .collect(),
     };

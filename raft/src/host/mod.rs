@@ -17,6 +17,7 @@
 //! Not done yet: groups are fixed at start (every node hosts every group); a node removed from
 //! a group keeps its copy of the data.
 
+pub mod backup;
 pub mod budget;
 pub mod clock;
 pub mod cluster;
@@ -118,6 +119,10 @@ pub(crate) struct HostInner<S: NodeStorage> {
     /// When the host started, for [`read::Freshness`] (tokio's clock: simulated time in the
     /// simulator).
     started: tokio::time::Instant,
+    /// Handles of traced writes this node proposed, until their apply (see [`crate::trace`]).
+    traces: Arc<crate::trace::ApplyTraces>,
+    /// Per-group counters for `/metrics`.
+    stats: Arc<crate::stats::NodeStats>,
 }
 
 /// The Raft groups of one node.
@@ -148,10 +153,14 @@ impl<S: NodeStorage> RaftHost<S> {
         let registry = Arc::new(GroupRegistry::new());
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         let mut groups = BTreeMap::new();
+        let traces = Arc::new(crate::trace::ApplyTraces::default());
+        let stats = Arc::new(crate::stats::NodeStats::new(config.group_ids()));
         for group in config.group_ids() {
             let (log, backend) = storage.open_group(group)?;
             let reader = backend.reader();
-            let machine = GroupStateMachine::open(group, backend, events.clone())?;
+            let group_stats = stats.group(group).cloned().unwrap_or_default();
+            let machine = GroupStateMachine::open(group, backend, events.clone())?
+                .observed(traces.clone(), group_stats);
             let network = router.network_factory(group);
             // openraft's tasks draw their randomness from this group's seed (see `types`).
             let start = Raft::new(config.node_id, raft_config.clone(), network, log, machine);
@@ -190,6 +199,8 @@ impl<S: NodeStorage> RaftHost<S> {
             shutdown,
             streams_closing,
             started: tokio::time::Instant::now(),
+            traces,
+            stats,
         });
         let duties = duties::spawn(&inner);
         Ok(RaftHost {
@@ -306,6 +317,11 @@ impl<S: NodeStorage> RaftHost<S> {
     /// Proposes a client write and waits for its applied result.
     pub async fn propose(&self, write: ClientWrite) -> Result<crate::types::Response, HostError> {
         propose::propose(&self.inner, write).await
+    }
+
+    /// Per-group counters of this node (leader changes, proposal latency, snapshots).
+    pub fn stats(&self) -> &crate::stats::NodeStats {
+        &self.inner.stats
     }
 
     /// A reader of the group that reflects every write acknowledged before this call.

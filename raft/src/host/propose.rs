@@ -9,12 +9,21 @@
 //!
 //! A leader proposes many writes of one group at once ([`propose_local_many`]: one message to
 //! openraft's core for the whole batch), which is how forwarded batches enter the log.
+//!
+//! Spans: `raft.route` around the whole route-to-leader loop, `raft.client_write` per write on
+//! the leader from the proposal to its applied answer (its apply, `raft.apply`, is a child when
+//! spans are exported: [`crate::trace`]). Each answer's latency is counted in the group's
+//! [`crate::stats::GroupStats::proposals`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use auction_statemachine::Command;
 use futures_util::StreamExt;
 use openraft::error::{ClientWriteError, ForwardToLeader};
 use openraft::raft::WriteResult;
 use tokio::time::{timeout_at, Instant};
+use tracing::{Instrument, Span};
 
 use super::route::{route, Leader, Routed};
 use super::{forward, ClientWrite, HostError, HostInner, NodeStorage};
@@ -27,11 +36,16 @@ pub(super) async fn propose<S: NodeStorage>(
 ) -> Result<Response, HostError> {
     let deadline = Instant::now() + inner.config.request_timeout();
     let write = &write;
+    let span = tracing::info_span!("raft.route", group = write.group);
     let response = route(inner, write.group, deadline, |leader| {
         Box::pin(async move {
             if leader.id == inner.node_id() {
+                let origin = WriteOrigin {
+                    parent: Span::current(),
+                    request_id: crate::trace::current_request_id(),
+                };
                 let mut answers =
-                    propose_local_many(inner, write.group, vec![write], deadline).await;
+                    propose_local_traced(inner, write.group, vec![(write, origin)], deadline).await;
                 answers
                     .pop()
                     .unwrap_or_else(|| Routed::Failed(lost_answer(write.group)))
@@ -40,6 +54,7 @@ pub(super) async fn propose<S: NodeStorage>(
             }
         })
     })
+    .instrument(span)
     .await?;
     Ok(for_client(response, write))
 }
@@ -60,13 +75,96 @@ fn for_client(mut response: Response, write: &ClientWrite) -> Response {
     response
 }
 
+/// Where a write proposed on this node comes from, for its spans: the span its
+/// `raft.client_write` is a child of (the caller's, or a forwarded item's) and its HTTP
+/// request id.
+#[derive(Clone)]
+pub(super) struct WriteOrigin {
+    pub parent: Span,
+    pub request_id: Option<Arc<str>>,
+}
+
 /// Proposes `writes` of `group` on this node, which believes it leads the group, stamped with
-/// this node's clock; one answer per write, in order.
+/// this node's clock; one answer per write, in order. Their spans are children of the
+/// caller's span.
 pub(super) async fn propose_local_many<S: NodeStorage>(
     inner: &HostInner<S>,
     group_id: GroupId,
     writes: Vec<&ClientWrite>,
     deadline: Instant,
+) -> Vec<Routed<Response>> {
+    let writes = writes
+        .into_iter()
+        .map(|write| {
+            let origin = WriteOrigin {
+                parent: Span::current(),
+                request_id: crate::trace::current_request_id(),
+            };
+            (write, origin)
+        })
+        .collect();
+    propose_local_traced(inner, group_id, writes, deadline).await
+}
+
+/// One `raft.client_write` span per write; registered for the apply when spans are exported.
+fn client_write_spans<S: NodeStorage>(
+    inner: &HostInner<S>,
+    group_id: GroupId,
+    writes: &[(&ClientWrite, WriteOrigin)],
+) -> VecDeque<Span> {
+    writes
+        .iter()
+        .map(|(write, origin)| {
+            let span = tracing::info_span!(
+                parent: &origin.parent,
+                "raft.client_write",
+                group = group_id,
+                request_id = origin.request_id.as_deref().unwrap_or(""),
+            );
+            if crate::trace::exporting() {
+                let trace = crate::trace::WriteTrace {
+                    span: span.clone(),
+                    request_id: origin.request_id.clone(),
+                };
+                inner.traces.register(write.request_id, trace);
+            }
+            span
+        })
+        .collect()
+}
+
+/// [`propose_local_many`] with each write's own origin.
+pub(super) async fn propose_local_traced<S: NodeStorage>(
+    inner: &HostInner<S>,
+    group_id: GroupId,
+    traced: Vec<(&ClientWrite, WriteOrigin)>,
+    deadline: Instant,
+) -> Vec<Routed<Response>> {
+    // tokio's clock: simulated time in the simulator, like every other wait here.
+    let started = Instant::now();
+    let mut spans = client_write_spans(inner, group_id, &traced);
+    let writes: Vec<&ClientWrite> = traced.iter().map(|(write, _)| *write).collect();
+    let answers = propose_batch(inner, group_id, &writes, deadline, &mut spans).await;
+    if crate::trace::exporting() {
+        for write in &writes {
+            inner.traces.forget(write.request_id);
+        }
+    }
+    if let Some(stats) = inner.stats.group(group_id) {
+        for _ in &answers {
+            stats.proposals.record(started.elapsed());
+        }
+    }
+    answers
+}
+
+/// The proposal itself; each span in `spans` ends as its write is answered.
+async fn propose_batch<S: NodeStorage>(
+    inner: &HostInner<S>,
+    group_id: GroupId,
+    writes: &[&ClientWrite],
+    deadline: Instant,
+    spans: &mut VecDeque<Span>,
 ) -> Vec<Routed<Response>> {
     let count = writes.len();
     let group = match inner.group(group_id) {
@@ -109,6 +207,7 @@ pub(super) async fn propose_local_many<S: NodeStorage>(
             return;
         }
         while let Some(result) = results.next().await {
+            drop(spans.pop_front());
             answers.push(match result {
                 Ok(result) => routed(inner, group_id, result),
                 // The core stopped while the write was in flight: it may be committed.

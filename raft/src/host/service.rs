@@ -3,7 +3,9 @@
 //!
 //! - `ForwardBatch`: writes forwarded by peers (see [`super::forward`]). Each group's share is
 //!   proposed in one batch if this node leads the group; otherwise each of its writes answers
-//!   `not_leader` with the leader this node knows, so the sender re-routes at once.
+//!   `not_leader` with the leader this node knows, so the sender re-routes at once. Each item
+//!   gets a `raft.forwarded` span with the item's HTTP request id, a child of the sender's
+//!   span when the item carries a trace context ([`crate::trace`]).
 //! - `ReadBarrier`: on a group leader, the `ReadIndex` log id a reader elsewhere must have
 //!   applied before a linearizable read ([`read_barrier`]); `not_leader` elsewhere.
 //! - `TakeBudget`: one unit of a rate-limit budget this node owns, answered by the keeper the
@@ -14,8 +16,9 @@ use std::sync::{Arc, Weak};
 
 use auction_proto::client::client_service_server::{ClientService, ClientServiceServer};
 use auction_proto::client::{
-    forward_outcome, read_barrier_reply, ForwardBatchReply, ForwardBatchRequest, ForwardOutcome,
-    NotLeader, ReadBarrierReply, ReadBarrierRequest, Refusal, TakeBudgetReply, TakeBudgetRequest,
+    forward_outcome, read_barrier_reply, ForwardBatchReply, ForwardBatchRequest, ForwardItem,
+    ForwardOutcome, NotLeader, ReadBarrierReply, ReadBarrierRequest, Refusal, TakeBudgetReply,
+    TakeBudgetRequest,
 };
 use auction_proto::Bytes;
 use openraft::alias::LogIdOf;
@@ -25,7 +28,7 @@ use openraft::{Raft, RaftTypeConfig, ReadPolicy};
 use tonic::{Request, Response as GrpcResponse, Status};
 
 use super::forward::FORWARD_BATCH_WRITES_MAX;
-use super::propose::propose_local_many;
+use super::propose::{propose_local_traced, WriteOrigin};
 use super::route::{Leader, Routed};
 use super::{ClientWrite, HostError, HostInner, NodeStorage};
 use crate::codec;
@@ -112,14 +115,15 @@ impl<S: NodeStorage> ClientService for ClientGrpcService<S> {
             )));
         }
         let mut outcomes: Vec<Option<ForwardOutcome>> = vec![None; items.len()];
-        let mut by_group: BTreeMap<_, Vec<(usize, ClientWrite)>> = BTreeMap::new();
+        let mut by_group: BTreeMap<_, Vec<(usize, ClientWrite, WriteOrigin)>> = BTreeMap::new();
         for (position, item) in items.into_iter().enumerate() {
             match codec::decode::<ClientWrite>("forwarded write", &item.write) {
                 Ok(write) if write.group == item.group_id => {
+                    let origin = forwarded_origin(&item);
                     by_group
                         .entry(write.group)
                         .or_default()
-                        .push((position, write));
+                        .push((position, write, origin));
                 }
                 Ok(_) => {
                     outcomes[position] =
@@ -132,13 +136,16 @@ impl<S: NodeStorage> ClientService for ClientGrpcService<S> {
         let proposals = by_group.iter().map(|(group, writes)| {
             let host = &host;
             async move {
-                let refs = writes.iter().map(|(_, write)| write).collect();
-                propose_local_many(host, *group, refs, deadline).await
+                let traced = writes
+                    .iter()
+                    .map(|(_, write, origin)| (write, origin.clone()))
+                    .collect();
+                propose_local_traced(host, *group, traced, deadline).await
             }
         });
         let answers = futures_util::future::join_all(proposals).await;
         for (writes, answers) in by_group.values().zip(answers) {
-            for ((position, _), routed) in writes.iter().zip(answers) {
+            for ((position, _, _), routed) in writes.iter().zip(answers) {
                 outcomes[*position] = Some(outcome(routed));
             }
         }
@@ -165,6 +172,24 @@ impl<S: NodeStorage> ClientService for ClientGrpcService<S> {
         let host = self.host()?;
         super::budget::serve(&host.budgets, host.node_id(), request.into_inner())
             .map(GrpcResponse::new)
+    }
+}
+
+/// The span of one forwarded write on the leader, with the sender's HTTP request id (when
+/// sane) and its trace context as the parent.
+fn forwarded_origin(item: &ForwardItem) -> WriteOrigin {
+    let request_id: Option<Arc<str>> = Some(item.request_id.as_str())
+        .filter(|id| crate::trace::is_sane_request_id(id))
+        .map(Arc::from);
+    let span = tracing::info_span!(
+        "raft.forwarded",
+        group = item.group_id,
+        request_id = request_id.as_deref().unwrap_or(""),
+    );
+    crate::trace::set_remote_parent(&span, &item.traceparent);
+    WriteOrigin {
+        parent: span,
+        request_id,
     }
 }
 

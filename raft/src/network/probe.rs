@@ -99,6 +99,7 @@ pub async fn send(channel: Channel, rpc: Rpc, intruder: &Intruder) -> Result<(),
                 items: vec![ForwardItem {
                     group_id: group,
                     write: vec![0; 32].into(),
+                    ..ForwardItem::default()
                 }],
             };
             client(channel).forward_batch(request).await.map(drop)

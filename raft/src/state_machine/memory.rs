@@ -10,8 +10,8 @@ use auction_statemachine::kv::{Pair, Write};
 use auction_statemachine::{KvRead, KvStore, MemKv, StoreError};
 use openraft::alias::SnapshotMetaOf;
 
-use super::snapshot::{SnapshotReader, SnapshotWriter};
-use super::{AppliedState, Backend, SnapshotSource, SnapshotStore};
+use super::snapshot::SnapshotReader;
+use super::{AppliedState, Backend, SnapshotSource, SnapshotStore, SourceItem};
 use crate::types::AuctionRaft;
 
 /// A shared handle on one group's in-memory state; each call takes the lock briefly, so no
@@ -135,12 +135,12 @@ pub struct MemSnapshotSource {
 }
 
 impl SnapshotSource for MemSnapshotSource {
-    fn export(&self) -> io::Result<(AppliedState, Vec<u8>)> {
-        let mut writer = SnapshotWriter::new(Vec::new())?;
+    fn visit(&self, visitor: &mut dyn FnMut(SourceItem<'_>) -> io::Result<()>) -> io::Result<()> {
+        visitor(SourceItem::Applied(&self.applied))?;
         for (key, value) in self.kv.iter() {
-            writer.push(key, value)?;
+            visitor(SourceItem::Record(key, value))?;
         }
-        Ok((self.applied.clone(), writer.finish()?))
+        Ok(())
     }
 }
 

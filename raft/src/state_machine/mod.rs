@@ -19,6 +19,7 @@
 //! transport moves buffers); install writes it in one atomic batch. Streaming both through a
 //! file is the next step for large shards.
 
+pub mod backup;
 pub mod feed;
 pub mod memory;
 pub mod rocks;
@@ -38,6 +39,8 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, Stored
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::stats::GroupStats;
+use crate::trace::{ApplyTraces, WriteTrace};
 use crate::types::{AuctionRaft, Response};
 use crate::GroupId;
 
@@ -79,9 +82,32 @@ pub trait Backend: Send + Sync + 'static {
     fn snapshot_store(&self) -> Arc<dyn SnapshotStore>;
 }
 
-/// Builds the bytes of a snapshot and says which applied state they contain.
+/// One item of a consistent view of a group's state: its applied state first, then every
+/// record in key order.
+pub enum SourceItem<'a> {
+    Applied(&'a AppliedState),
+    Record(&'a [u8], &'a [u8]),
+}
+
+/// A consistent view of a group's state (a snapshot, a backup), read off the apply path.
 pub trait SnapshotSource: Send + Sync + 'static {
-    fn export(&self) -> io::Result<(AppliedState, Vec<u8>)>;
+    /// Visits one consistent view: [`SourceItem::Applied`] once, then every record. Blocking
+    /// (it reads the whole state): call it off the async runtime's worker threads.
+    fn visit(&self, visitor: &mut dyn FnMut(SourceItem<'_>) -> io::Result<()>) -> io::Result<()>;
+
+    /// The bytes of a snapshot and the applied state they contain.
+    fn export(&self) -> io::Result<(AppliedState, Vec<u8>)> {
+        let mut applied = AppliedState::default();
+        let mut writer = snapshot::SnapshotWriter::new(Vec::new())?;
+        self.visit(&mut |item| match item {
+            SourceItem::Applied(state) => {
+                applied = state.clone();
+                Ok(())
+            }
+            SourceItem::Record(key, value) => writer.push(key, value),
+        })?;
+        Ok((applied, writer.finish()?))
+    }
 }
 
 /// Keeps the group's current snapshot (the last one built or installed).
@@ -100,6 +126,10 @@ pub struct GroupStateMachine<B: Backend> {
     backend: B,
     applied: AppliedState,
     events: broadcast::Sender<AppliedEvent>,
+    /// The leader's handles of the writes it proposed, so their applies join their traces.
+    traces: Option<Arc<ApplyTraces>>,
+    /// Snapshot counts and sizes for `/metrics`.
+    stats: Option<Arc<GroupStats>>,
 }
 
 fn io_error(error: impl std::fmt::Display) -> io::Error {
@@ -119,7 +149,40 @@ impl<B: Backend> GroupStateMachine<B> {
             backend,
             applied,
             events,
+            traces: None,
+            stats: None,
         })
+    }
+
+    /// Reports snapshots to `stats` and traces the applies of the writes in `traces`.
+    pub fn observed(mut self, traces: Arc<ApplyTraces>, stats: Arc<GroupStats>) -> Self {
+        self.traces = Some(traces);
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The span of one entry's apply: a child of its proposal's span when this node proposed
+    /// it (it has a responder) and kept a handle; disabled otherwise, which costs nothing.
+    fn apply_span(
+        &self,
+        entry: &openraft::alias::EntryOf<C>,
+        proposed_here: bool,
+    ) -> tracing::Span {
+        let (Some(traces), EntryPayload::Normal(command), true) =
+            (&self.traces, &entry.payload, proposed_here)
+        else {
+            return tracing::Span::none();
+        };
+        let Some(WriteTrace { span, request_id }) = traces.take(command.request_id) else {
+            return tracing::Span::none();
+        };
+        tracing::info_span!(
+            parent: &span,
+            "raft.apply",
+            group = self.group,
+            log_index = entry.log_id().index,
+            request_id = request_id.as_deref().unwrap_or(""),
+        )
     }
 
     pub fn backend(&self) -> &B {
@@ -188,14 +251,25 @@ impl<B: Backend> openraft::storage::RaftStateMachine<C> for GroupStateMachine<B>
         let mut answers = Vec::new();
         let mut events = Vec::new();
         let mut overlay = Overlay::new(self.backend.reader());
+        // Spans of traced entries end after the batch's atomic write, which they include.
+        let mut spans = Vec::new();
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            let response = self.apply_entry(&mut overlay, &entry, &mut applied, &mut events)?;
+            let span = self.apply_span(&entry, responder.is_some());
+            let response = span
+                .in_scope(|| self.apply_entry(&mut overlay, &entry, &mut applied, &mut events))?;
+            if !span.is_disabled() {
+                spans.push(span);
+            }
             answers.push((responder, response));
         }
         let writes = overlay.into_writes();
         self.backend.commit(writes, &applied)?;
         self.applied = applied;
+        drop(spans);
+        if let Some(stats) = &self.stats {
+            stats.count_ends(events.iter().map(|applied| &applied.event));
+        }
         for (responder, response) in answers {
             if let Some(responder) = responder {
                 responder.send(response);
@@ -212,6 +286,7 @@ impl<B: Backend> openraft::storage::RaftStateMachine<C> for GroupStateMachine<B>
         GroupSnapshotBuilder {
             source: self.backend.snapshot_source(),
             store: self.backend.snapshot_store(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -228,6 +303,9 @@ impl<B: Backend> openraft::storage::RaftStateMachine<C> for GroupStateMachine<B>
         self.backend.replace(&snapshot, &applied)?;
         self.backend.snapshot_store().save(meta, &snapshot)?;
         self.applied = applied;
+        if let Some(stats) = &self.stats {
+            stats.snapshot_installed(snapshot.len());
+        }
         Ok(())
     }
 
@@ -241,6 +319,7 @@ impl<B: Backend> openraft::storage::RaftStateMachine<C> for GroupStateMachine<B>
 pub struct GroupSnapshotBuilder<S: SnapshotSource> {
     source: S,
     store: Arc<dyn SnapshotStore>,
+    stats: Option<Arc<GroupStats>>,
 }
 
 impl<S: SnapshotSource> RaftSnapshotBuilder<C> for GroupSnapshotBuilder<S> {
@@ -253,6 +332,9 @@ impl<S: SnapshotSource> RaftSnapshotBuilder<C> for GroupSnapshotBuilder<S> {
             last_membership: applied.membership,
         };
         self.store.save(&meta, &snapshot)?;
+        if let Some(stats) = &self.stats {
+            stats.snapshot_built(snapshot.len());
+        }
         Ok(Snapshot { meta, snapshot })
     }
 }

@@ -17,8 +17,8 @@ use auction_statemachine::{KvRead, StoreError};
 use openraft::alias::SnapshotMetaOf;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, WriteBatch, DB};
 
-use super::snapshot::{SnapshotReader, SnapshotWriter};
-use super::{AppliedState, Backend, SnapshotSource, SnapshotStore};
+use super::snapshot::SnapshotReader;
+use super::{AppliedState, Backend, SnapshotSource, SnapshotStore, SourceItem};
 use crate::types::AuctionRaft;
 use crate::{codec, GroupId};
 
@@ -72,6 +72,11 @@ impl RocksBackend {
             db: self.db.clone(),
             group: self.group,
         }
+    }
+
+    /// The file that holds this group's current snapshot.
+    pub fn file_snapshots(&self) -> &FileSnapshotStore {
+        &self.snapshots
     }
 
     fn cf(&self, name: &str) -> io::Result<&ColumnFamily> {
@@ -211,8 +216,10 @@ impl Backend for RocksBackend {
 }
 
 impl SnapshotSource for RocksGroupReader {
-    /// Reads the data and the applied state from one RocksDB snapshot, so they agree.
-    fn export(&self) -> io::Result<(AppliedState, Vec<u8>)> {
+    /// Reads the data and the applied state from one RocksDB snapshot, so they agree (apply
+    /// writes both in one atomic batch). The view is held until the visit ends: RocksDB keeps
+    /// what it needs meanwhile, so a long visit costs disk, never consistency.
+    fn visit(&self, visitor: &mut dyn FnMut(SourceItem<'_>) -> io::Result<()>) -> io::Result<()> {
         let data = self
             .db
             .cf_handle(SM_DATA_CF)
@@ -229,16 +236,16 @@ impl SnapshotSource for RocksGroupReader {
             Some(bytes) => codec::decode("applied state", &bytes)?,
             None => AppliedState::default(),
         };
+        visitor(SourceItem::Applied(&applied))?;
         let prefix = group_prefix(self.group);
-        let mut writer = SnapshotWriter::new(Vec::new())?;
         for item in view.iterator_cf(&data, IteratorMode::From(&prefix, Direction::Forward)) {
             let (key, value) = item.map_err(io::Error::other)?;
             if !key.starts_with(&prefix) {
                 break;
             }
-            writer.push(&key[8..], &value)?;
+            visitor(SourceItem::Record(&key[8..], &value))?;
         }
-        Ok((applied, writer.finish()?))
+        Ok(())
     }
 }
 
@@ -258,18 +265,32 @@ impl FileSnapshotStore {
     }
 }
 
-impl SnapshotStore for FileSnapshotStore {
-    fn save(&self, meta: &SnapshotMetaOf<AuctionRaft>, data: &[u8]) -> io::Result<()> {
+impl FileSnapshotStore {
+    /// Saves a snapshot whose bytes `write` produces into the file (buffered, so a snapshot
+    /// that is streamed in is never held whole), replacing the current one atomically once
+    /// `write` succeeds.
+    pub fn save_with(
+        &self,
+        meta: &SnapshotMetaOf<AuctionRaft>,
+        write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+    ) -> io::Result<()> {
         let meta_bytes = codec::encode("snapshot meta", meta)?;
         let meta_len = u32::try_from(meta_bytes.len()).map_err(io::Error::other)?;
         let temporary = self.path.with_extension("snap.tmp");
-        let mut file = fs::File::create(&temporary)?;
+        let mut file = io::BufWriter::new(fs::File::create(&temporary)?);
         file.write_all(&meta_len.to_le_bytes())?;
         file.write_all(&meta_bytes)?;
-        file.write_all(data)?;
+        write(&mut file)?;
+        let file = file.into_inner().map_err(|error| error.into_error())?;
         file.sync_all()?;
         fs::rename(&temporary, &self.path)?;
         fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+impl SnapshotStore for FileSnapshotStore {
+    fn save(&self, meta: &SnapshotMetaOf<AuctionRaft>, data: &[u8]) -> io::Result<()> {
+        self.save_with(meta, |out| out.write_all(data))
     }
 
     fn load(&self) -> io::Result<Option<(SnapshotMetaOf<AuctionRaft>, Vec<u8>)>> {

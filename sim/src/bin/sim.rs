@@ -43,7 +43,7 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     auctions: u64,
     /// Fault kinds: all, none, or a comma list of partition, crash, hold, latency,
-    /// membership, transfer, clock.
+    /// membership, transfer, clock, disk.
     #[arg(long, default_value = "all")]
     faults: FaultMix,
     /// PLANTED BUG, for reproducing a planted-bug test: skip-dedup, ack-before-commit,

@@ -1,6 +1,6 @@
 //! `auctionctl`'s commands, over the HTTP API of any node: users ([`set_role`]), the status
 //! of every member ([`status`]), membership changes, leader transfer and snapshots
-//! ([`membership`]).
+//! ([`membership`]), backups and their offline check ([`backup`]).
 //!
 //! Every command authenticates with the cluster admin token (`X-Admin-Token`), so it works
 //! even when the meta group has no quorum. A command prints a human-readable answer, or with
@@ -9,6 +9,7 @@
 //!
 //! Not done yet: TLS to the nodes.
 
+pub mod backup;
 pub mod membership;
 pub mod status;
 
