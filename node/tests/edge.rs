@@ -147,6 +147,12 @@ async fn slow_idle_and_stalled_clients_are_cut_off_and_over_the_bound_are_refuse
         "{answer}"
     );
 
+    // Every earlier connection gone from the server's count first: the stalled one is closed
+    // after its 408 (on a loaded machine that close could land while the bound below is being
+    // filled, freeing a place at the wrong moment).
+    let _ = read_until_closed(&mut stalled).await;
+    drop(stalled);
+
     // The node's connection bound: every place taken by a client that is slow to send its
     // headers, the next connection gets one 503 with Retry-After and is closed.
     let mut holders = Vec::new();
