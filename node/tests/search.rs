@@ -65,6 +65,30 @@ fn ids(reply: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Polls `path` on `node` until `check` holds for its reply, for at most `within_ms`; the reply.
+async fn poll(
+    api: &Api,
+    cluster: &Cluster,
+    node: usize,
+    path: &str,
+    within_ms: u64,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let reply = api.get(url(cluster, node, path), None).await.expect(200);
+        if check(&reply) {
+            return reply;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(within_ms),
+            "{path} on node {} not as wanted within {within_ms} ms: {reply}",
+            node + 1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls `path` on `node` until every id of `wanted` is in its items; the reply.
 async fn findable(
     api: &Api,
@@ -73,20 +97,11 @@ async fn findable(
     path: &str,
     wanted: &[String],
 ) -> Value {
-    let start = Instant::now();
-    loop {
-        let reply = api.get(url(cluster, node, path), None).await.expect(200);
-        let found = ids(&reply);
-        if wanted.iter().all(|id| found.contains(id)) {
-            return reply;
-        }
-        assert!(
-            start.elapsed() < Duration::from_millis(FINDABLE_WITHIN_MS_MAX),
-            "{path} on node {} did not find {wanted:?} within {FINDABLE_WITHIN_MS_MAX} ms: {reply}",
-            node + 1
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll(api, cluster, node, path, FINDABLE_WITHIN_MS_MAX, |reply| {
+        let found = ids(reply);
+        wanted.iter().all(|id| found.contains(id))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,19 +383,7 @@ async fn until(
     path: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let start = Instant::now();
-    loop {
-        let reply = api.get(url(cluster, node, path), None).await.expect(200);
-        if check(&reply) {
-            return reply;
-        }
-        assert!(
-            start.elapsed() < Duration::from_millis(LIVE_WITHIN_MS_MAX),
-            "{path} on node {}: {reply}",
-            node + 1
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll(api, cluster, node, path, LIVE_WITHIN_MS_MAX, check).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
